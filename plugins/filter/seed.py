@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the seed role.
+
+They reshape the registered results of the seed handshake.  Their one rule:
+nothing they return may carry a secret access key, because what they return
+is looped over, stored in facts and printed.
+"""
+
+from __future__ import annotations
+
+import string
+
+TABLE_COLUMNS = (
+    ("host", "host"),
+    ("path", "file"),
+    ("profile", "profile"),
+    ("iam_user", "IAM user"),
+    ("access_key_id", "access key id"),
+    ("status", "status"),
+)
+
+
+class _KeepUnknown(dict):
+    """format_map helper: a placeholder we do not know stays as written."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def fill_reminder(template, fields):
+    """Fill {host}, {path}, {profile}, {user} in a reminder text; leave other braces alone."""
+    formatter = string.Formatter()
+    try:
+        return formatter.vformat(str(template), (), _KeepUnknown(fields))
+    except (ValueError, IndexError):
+        # A reminder with stray braces is still a valid reminder: keep it verbatim.
+        return str(template)
+
+
+def _placement_of(result):
+    read = result.get("canary_seed_read_result", {})
+    placement = read.get("canary_seed_placement", {})
+    return read, placement
+
+
+def plant_items(results):
+    """The placements whose key was just minted, as loop items without the secret."""
+    items = []
+    for index, result in enumerate(results):
+        if not result.get("minted") or result.get("failed"):
+            continue
+        read, placement = _placement_of(result)
+        planted = read.get("access_key_id")
+        items.append(
+            {
+                "index": index,
+                "user": placement.get("user"),
+                "path": read.get("path"),
+                "profile": placement.get("profile"),
+                "region": placement.get("region"),
+                "access_key_id": result.get("access_key_id"),
+                "replaceable_key_ids": [planted] if planted else [],
+            }
+        )
+    return items
+
+
+def failed_results(results):
+    """Loop results that failed or whose host became unreachable."""
+    return [r for r in results if r.get("failed") or r.get("unreachable")]
+
+
+def placement_rows(results, host):
+    """One reminder row per ensured placement (no secret)."""
+    rows = []
+    for result in results:
+        if "user_name" not in result:
+            continue
+        read, placement = _placement_of(result)
+        rows.append(
+            {
+                "host": host,
+                "path": read.get("path"),
+                "profile": placement.get("profile"),
+                "iam_user": result.get("user_name"),
+                "access_key_id": result.get("access_key_id") or "(new key)",
+                "status": "minted" if result.get("minted") else "unchanged",
+            }
+        )
+    return rows
+
+
+def reminder_table(rows):
+    """Render rows as an aligned text table, one line per list element."""
+    rows = sorted(rows, key=lambda r: (str(r.get("host")), str(r.get("path")), str(r.get("profile"))))
+    cells = [[str(row.get(key) or "") for key, _title in TABLE_COLUMNS] for row in rows]
+    titles = [title for _key, title in TABLE_COLUMNS]
+    widths = [max([len(t)] + [len(c[i]) for c in cells]) for i, t in enumerate(titles)]
+
+    def line(values):
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+
+    return [line(titles), line(["-" * w for w in widths])] + [line(c) for c in cells]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "fill_reminder": fill_reminder,
+            "plant_items": plant_items,
+            "failed_results": failed_results,
+            "placement_rows": placement_rows,
+            "reminder_table": reminder_table,
+        }

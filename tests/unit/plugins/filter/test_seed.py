@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The seed role's filters never let a secret into what they return."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+FILTER_FILE = pathlib.Path(__file__).resolve().parents[4] / "plugins" / "filter" / "seed.py"
+_spec = importlib.util.spec_from_file_location("seed_filters", FILTER_FILE)
+seed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(seed)
+
+SECRET = "s3cr3t/" + "x" * 33
+
+
+def _result(path, profile, minted, planted=None, failed=False, key="AKIAEXAMPLE000000001"):
+    result = {
+        "canary_seed_read_result": {
+            "path": path,
+            "access_key_id": planted,
+            "canary_seed_placement": {"user": "deploy", "profile": profile, "region": "eu-west-1"},
+        },
+        "user_name": "web01-backup",
+        "access_key_id": key,
+        "minted": minted,
+    }
+    if minted:
+        result["secret_access_key"] = SECRET
+    if failed:
+        result = {"failed": True, "msg": "boom", "canary_seed_read_result": result["canary_seed_read_result"]}
+    return result
+
+
+def test_plant_items_carry_index_and_no_secret():
+    results = [
+        _result("/home/deploy/.aws/credentials", "prod", minted=False),
+        _result("/root/.aws/credentials", "backup", minted=True, planted="AKIAOLD0000000000001"),
+        _result("/home/x/.aws/credentials", "prod", minted=True, failed=True),
+    ]
+    items = seed.plant_items(results)
+    assert [item["index"] for item in items] == [1]
+    assert items[0]["replaceable_key_ids"] == ["AKIAOLD0000000000001"]
+    assert items[0]["region"] == "eu-west-1"
+    assert SECRET not in json.dumps(items)
+
+
+def test_placement_rows_and_table_have_no_secret():
+    results = [
+        _result("/home/deploy/.aws/credentials", "prod", minted=False),
+        _result("/root/.aws/credentials", "backup", minted=True),
+        {"failed": True, "msg": "nope"},
+    ]
+    rows = seed.placement_rows(results, "web01")
+    assert [row["status"] for row in rows] == ["unchanged", "minted"]
+    table = seed.reminder_table(rows)
+    assert table[0].split() == ["host", "file", "profile", "IAM", "user", "access", "key", "id", "status"]
+    assert len(table) == 4
+    assert SECRET not in json.dumps(rows) + "\n".join(table)
+    # Sorted by host, then path: /home before /root.
+    assert "/home/deploy" in table[2] and "/root" in table[3]
+
+
+def test_failed_results_include_unreachable():
+    results = [{"changed": True}, {"failed": True}, {"unreachable": True}]
+    assert seed.failed_results(results) == results[1:]
+
+
+def test_fill_reminder_keeps_unknown_and_stray_braces():
+    fields = {"host": "web01", "path": "/p", "profile": "prod", "user": "deploy"}
+    assert seed.fill_reminder("{host}:{path} [{profile}] {team}", fields) == "web01:/p [prod] {team}"
+    assert seed.fill_reminder("odd { brace", fields) == "odd { brace"
