@@ -45,9 +45,10 @@ lint: setup
 sanity: setup
 	VENV=$(CURDIR)/$(VENV) bash tests/tooling/sanity.sh
 
+# Molecule 26 finds collection scenarios under extensions/molecule when run from the collection root.
 molecule: setup system-deps
-	cd extensions && for s in molecule/*/; do \
-	  PATH=$(CURDIR)/$(BIN):$$PATH $(CURDIR)/$(BIN)/molecule test -s $$(basename $$s) || exit 1; done
+	for s in extensions/molecule/*/; do \
+	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s $$(basename $$s) || exit 1; done
 
 bench: setup system-deps
 	$(BIN)/python benchmarks/bench_seed.py
