@@ -59,7 +59,7 @@ def write_inventory(path: pathlib.Path) -> None:
                 f"        {host}:",
                 "          ansible_connection: local",
                 f"          ansible_python_interpreter: {sys.executable}",
-                "          canary_seed_placements:",
+                "          seed_placements:",
             ]
             for account in spec["homes"]:
                 profile = "backup" if account == "root" else ("deploy" if group == "laptops" else "prod")

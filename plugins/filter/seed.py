@@ -40,8 +40,8 @@ def fill_reminder(template, fields):
 
 
 def _placement_of(result):
-    read = result.get("canary_seed_read_result", {})
-    placement = read.get("canary_seed_placement", {})
+    read = result.get("seed_read_result", {})
+    placement = read.get("seed_placement", {})
     return read, placement
 
 

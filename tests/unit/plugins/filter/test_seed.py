@@ -18,10 +18,10 @@ SECRET = "s3cr3t/" + "x" * 33
 
 def _result(path, profile, minted, planted=None, failed=False, key="AKIAEXAMPLE000000001"):
     result = {
-        "canary_seed_read_result": {
+        "seed_read_result": {
             "path": path,
             "access_key_id": planted,
-            "canary_seed_placement": {"user": "deploy", "profile": profile, "region": "eu-west-1"},
+            "seed_placement": {"user": "deploy", "profile": profile, "region": "eu-west-1"},
         },
         "user_name": "web01-backup",
         "access_key_id": key,
@@ -30,7 +30,7 @@ def _result(path, profile, minted, planted=None, failed=False, key="AKIAEXAMPLE0
     if minted:
         result["secret_access_key"] = SECRET
     if failed:
-        result = {"failed": True, "msg": "boom", "canary_seed_read_result": result["canary_seed_read_result"]}
+        result = {"failed": True, "msg": "boom", "seed_read_result": result["seed_read_result"]}
     return result
 
 
