@@ -22,8 +22,10 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
 
-system-deps:
-	@if [ "$$(id -u)" = 0 ]; then bash tests/tooling/system_deps.sh; \
+# The host tools (AWS CLI for the fleet's hosts) are built from /usr/bin/python3 outside /root,
+# which each fleet host hides.
+system-deps: setup
+	@if [ "$$(id -u)" = 0 ]; then bash tests/tooling/system_deps.sh && $(BIN)/python tests/tooling/fleet.py hosttools; \
 	 else echo "not root: skipping Debian packages (the SSH fleet tests will skip)"; fi
 
 demo: setup
