@@ -1,0 +1,572 @@
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The local CloudTrail: records IAM users' calls, writes them to the trail's log group, delivers them.
+
+The proxy hands every request to ``submit``; a thread (and ``flush()``, for tests) turns them into
+CloudTrail records and does what AWS would do next:
+
+1. Only calls signed with a key that belongs to an IAM user are recorded: the owner comes from moto's
+   IAM (``GetAccessKeyLastUsed`` + ``GetUser``, asked directly with the operator's key, so the
+   lookups are neither counted nor recorded).  Calls that fail authentication (unknown or inactive
+   key, bad signature) are not recorded: AWS has no identity to log them under.
+2. Each record goes to every logging trail that covers its region (multi-region trails, or trails
+   of that region; global services only to trails that include them) and whose event selectors
+   select it, into the trail's CloudWatch Logs group, stream ``<account>_CloudTrail_<region>``,
+   through moto's ``PutLogEvents``.
+3. For each subscription filter of that log group, the records its pattern matches (evaluated here:
+   moto does not) are sent, batched per log stream as CloudWatch Logs does, gzip+base64 under
+   ``{"awslogs": {"data": ...}}``, to the ``handler`` given to LocalAWS or to the filter's Lambda,
+   imported from this collection's ``lambda/`` directory and run in-process with the function's
+   environment variables from moto.  Events that clients put into a log group through the proxy
+   are delivered the same way, so tests can feed hand-made CloudTrail records.
+
+The recorder decides nothing about alerts: it delivers what matches the filter and reports what the
+handler returned or raised (``deliveries()``).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import fnmatch
+import gzip
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import pathlib
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from tools.local_aws import cloudtrail
+from tools.local_aws.filter_pattern import FilterPattern, PatternSyntaxError, UnsupportedPattern
+
+LOGGER = logging.getLogger("canarykeys.local_aws")
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+LAMBDA_DIR = _REPO / "lambda"
+# The detection role packages lambda/*.py plus the shared mapping schema, flat at the zip root.
+SHARED_LAMBDA_SOURCES = (_REPO / "plugins" / "module_utils" / "canary_mapping.py",)
+# Errors of authentication, not authorisation: AWS logs no identity for them, so CloudTrail has no record.
+AUTHENTICATION_ERRORS = frozenset((
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthFailure", "IncompleteSignature",
+    "MissingAuthenticationToken", "InvalidToken", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException",
+))
+DENIED_ERRORS = frozenset(("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"))
+# CloudWatch Logs keeps a subscription batch well under Lambda's asynchronous payload limit (256 KB).
+_MAX_BATCH_BYTES = 900 * 1024
+_MAX_BATCH_EVENTS = 10000
+_ENVIRON_LOCK = threading.Lock()
+
+
+@dataclass
+class _LogEvent:
+    id: str
+    timestamp: int
+    message: str
+
+
+def subscription_payload(owner: str, log_group: str, log_stream: str, filter_name: str, events: list) -> dict:
+    """The event CloudWatch Logs gives a subscription's Lambda."""
+    data = {
+        "messageType": "DATA_MESSAGE",
+        "owner": owner,
+        "logGroup": log_group,
+        "logStream": log_stream,
+        "subscriptionFilters": [filter_name],
+        "logEvents": [{"id": event.id, "timestamp": event.timestamp, "message": event.message} for event in events],
+    }
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode("utf-8"))).decode("ascii")}}
+
+
+def decode_payload(event: dict) -> dict:
+    """The inverse of subscription_payload (for tests and for reading deliveries)."""
+    return json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+
+
+def batches(events: list) -> list:
+    """Events in batches of at most _MAX_BATCH_EVENTS and about _MAX_BATCH_BYTES of messages."""
+    result, current, size = [], [], 0
+    for event in events:
+        length = len(event.message) + 100
+        if current and (size + length > _MAX_BATCH_BYTES or len(current) >= _MAX_BATCH_EVENTS):
+            result.append(current)
+            current, size = [], 0
+        current.append(event)
+        size += length
+    if current:
+        result.append(current)
+    return result
+
+
+def parse_error(status: int, headers: dict, body: bytes) -> tuple[str | None, str | None]:
+    """(code, message) of an AWS error response in any protocol (XML, JSON, or only a header)."""
+    text = body.decode("utf-8", "replace") if body else ""
+    code = message = None
+    if text.lstrip().startswith("{"):
+        with contextlib.suppress(ValueError):
+            document = json.loads(text)
+            code = document.get("__type") or document.get("code") or document.get("Code")
+            message = document.get("message") or document.get("Message")
+    else:
+        match = re.search(r"<Code>([^<]*)</Code>", text)
+        code = match.group(1) if match else None
+        match = re.search(r"<Message>([^<]*)</Message>", text, re.DOTALL)
+        message = match.group(1) if match else None
+    if not code:
+        code = next((value for name, value in headers.items() if name.lower() == "x-amzn-errortype"), None)
+    if code:
+        code = code.split("#")[-1].split(":")[0]
+    if code is None and status >= 400:
+        code = str(status)
+    return code, message
+
+
+def _header(headers: dict, name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name), None)
+
+
+def _request_id(exchange) -> str:
+    if exchange.request_id is None:
+        headers = exchange.response_headers
+        exchange.request_id = (_header(headers, "x-amzn-requestid") or _header(headers, "x-amz-request-id")
+                               or cloudtrail.new_request_id(exchange.operation.service))
+    return exchange.request_id
+
+
+def _pattern_matches(pattern, value: str) -> bool:
+    patterns = pattern if isinstance(pattern, list) else [pattern]
+    return any(fnmatch.fnmatchcase(value.lower(), item.lower()) for item in patterns)
+
+
+def explicitly_denied(policies: list, action: str) -> bool:
+    """Whether an identity policy has a Deny statement for the action on any resource (``*``).
+
+    Only which of AWS's two messages to write depends on it; moto has already decided the denial.
+    Statements with conditions or specific resources are not evaluated (treated as not applying).
+    """
+    for document in policies:
+        statements = document.get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if statement.get("Effect") != "Deny" or statement.get("Condition") or "NotResource" in statement:
+                continue
+            if "Action" in statement:
+                applies = _pattern_matches(statement["Action"], action)
+            else:
+                applies = not _pattern_matches(statement.get("NotAction", []), action)
+            resources = statement.get("Resource", [])
+            if applies and "*" in (resources if isinstance(resources, list) else [resources]):
+                return True
+    return False
+
+
+class LambdaContext:  # pylint: disable=too-few-public-methods,too-many-instance-attributes
+    """What the Lambda runtime passes as ``context``."""
+
+    def __init__(self, function_arn: str, memory: int = 128, timeout: int = 30):
+        self.invoked_function_arn = function_arn
+        self.function_name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else function_arn
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = str(memory)
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class Recorder:  # pylint: disable=too-many-instance-attributes
+    """See the module docstring.  ``aws`` is the LocalAWS whose proxy submits the exchanges."""
+
+    def __init__(self, aws, handler=None, interval: float = 1.0, lambda_dir: pathlib.Path = LAMBDA_DIR):
+        self._aws = aws
+        self._handler = handler
+        self._interval = interval
+        self._lambda_dir = pathlib.Path(lambda_dir)
+        self._pending = collections.deque()
+        self._lock = threading.RLock()
+        # Owner and policy look-ups happen in proxy threads (denied_response) and in flush.
+        self._lookup_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._clients = {}
+        self._session = None
+        self._owners = {}
+        self._patterns = {}
+        self._modules = {}
+        self._staging = None
+        self._sequence = itertools.count()
+        self._records = []
+        self._deliveries = []
+        self._unmodelled = []
+        self._problems = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self):
+        self._thread = threading.Thread(target=self._loop, name="local-aws-cloudtrail", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+        if self._staging is not None:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(str(self._staging))
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def _loop(self):
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:  # pylint: disable=broad-exception-caught
+                # The loop must outlive any one bad batch; the failure is in the log and problems().
+                LOGGER.exception("local CloudTrail delivery failed")
+                self._problems.append("delivery loop: see the log")
+
+    def submit(self, exchange):
+        self._pending.append(exchange)
+
+    def reset(self):
+        with self._lock:
+            self._pending.clear()
+            self._owners.clear()
+            self._records.clear()
+            self._deliveries.clear()
+            self._unmodelled.clear()
+            self._problems.clear()
+
+    # -- what happened -----------------------------------------------------------------------------
+
+    def records(self) -> list[dict]:
+        """Every CloudTrail record made since the last reset, delivered to a log group or not."""
+        with self._lock:
+            return [item["record"] for item in self._records]
+
+    def written(self) -> list[dict]:
+        """(trail, logGroup, logStream, record) of every record written to a trail's log group."""
+        with self._lock:
+            return [dict(destination, record=item["record"]) for item in self._records for destination in item["written"]]
+
+    def deliveries(self) -> list[dict]:
+        """Every handler invocation: filter, destination, event (the payload), result or error."""
+        with self._lock:
+            return list(self._deliveries)
+
+    def unmodelled(self) -> list[tuple]:
+        """(service, operation) of recorded calls whose fields come from the generic derivation."""
+        with self._lock:
+            return list(self._unmodelled)
+
+    def problems(self) -> list[str]:
+        with self._lock:
+            return list(self._problems)
+
+    # -- moto, directly ----------------------------------------------------------------------------
+
+    def _client(self, service: str, region: str = "us-east-1"):
+        key = (service, region)
+        with self._lookup_lock:
+            if key not in self._clients:
+                import boto3  # pylint: disable=import-outside-toplevel
+
+                # A session of its own: boto3's default session is not safe to share with the test's threads.
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                env = self._aws.operator_env()
+                self._clients[key] = self._session.client(service, endpoint_url=self._aws.moto_url, region_name=region,
+                                                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+            return self._clients[key]
+
+    def _owner(self, access_key_id: str) -> dict | None:
+        import botocore.exceptions  # pylint: disable=import-outside-toplevel
+
+        if access_key_id in self._owners:
+            return self._owners[access_key_id]
+        owner = None
+        iam = self._client("iam")
+        try:
+            user_name = iam.get_access_key_last_used(AccessKeyId=access_key_id)["UserName"]
+            user = iam.get_user(UserName=user_name)["User"]
+            owner = {"UserName": user["UserName"], "UserId": user["UserId"], "Arn": user["Arn"],
+                     "AccountId": user["Arn"].split(":")[4]}
+        except botocore.exceptions.ClientError:
+            owner = None
+        self._owners[access_key_id] = owner
+        return owner
+
+    def _policies(self, user_name: str, cache: dict) -> list:
+        if user_name in cache:
+            return cache[user_name]
+        iam = self._client("iam")
+        documents = [iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"]
+                     for name in iam.list_user_policies(UserName=user_name)["PolicyNames"]]
+        attached = iam.list_attached_user_policies(UserName=user_name)["AttachedPolicies"]
+        for group in iam.list_groups_for_user(UserName=user_name)["Groups"]:
+            documents += [iam.get_group_policy(GroupName=group["GroupName"], PolicyName=name)["PolicyDocument"]
+                          for name in iam.list_group_policies(GroupName=group["GroupName"])["PolicyNames"]]
+            attached += iam.list_attached_group_policies(GroupName=group["GroupName"])["AttachedPolicies"]
+        for policy in attached:
+            version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
+            documents.append(iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"])
+        cache[user_name] = [json.loads(doc) if isinstance(doc, str) else doc for doc in documents]
+        return cache[user_name]
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def _is_operator(self, operation) -> bool:
+        return operation.access_key_id == self._aws.operator_env()["AWS_ACCESS_KEY_ID"]
+
+    def _denial(self, exchange, owner: dict, policy_cache: dict) -> tuple[str, str]:
+        operation = exchange.operation
+        if exchange.denial is None:
+            action = cloudtrail.iam_action(operation.service, operation.action)
+            with self._lookup_lock:
+                explicit = explicitly_denied(self._policies(owner["UserName"], policy_cache), action)
+            resource = cloudtrail.denied_resource(operation, owner["AccountId"], exchange.target)
+            exchange.denial = cloudtrail.access_denied(operation, owner["Arn"], explicit, resource)
+        return exchange.denial
+
+    def denied_response(self, exchange) -> tuple[list, bytes] | None:
+        """AWS's response to a call IAM denied to an IAM user's key (moto's is in the wrong shape and words)."""
+        operation = exchange.operation
+        if operation is None or not operation.action or not operation.access_key_id or self._is_operator(operation):
+            return None
+        code = parse_error(exchange.status, exchange.response_headers, exchange.error_body)[0]
+        if code not in DENIED_ERRORS:
+            return None
+        with self._lookup_lock:
+            owner = self._owner(operation.access_key_id)
+        if owner is None:
+            return None
+        error = self._denial(exchange, owner, {})
+        request_id = _request_id(exchange)
+        return cloudtrail.error_response(operation, error, request_id)
+
+    def _record(self, exchange, policy_cache: dict) -> dict | None:
+        operation = exchange.operation
+        if operation is None or not operation.access_key_id or self._is_operator(operation):
+            return None
+        error = code = message = None
+        if exchange.status >= 400:
+            code, message = parse_error(exchange.status, exchange.response_headers, exchange.error_body)
+            if code in AUTHENTICATION_ERRORS:
+                return None
+        with self._lookup_lock:
+            owner = self._owner(operation.access_key_id)
+        if owner is None:
+            return None
+        if not operation.action:
+            self._problems.append(f"a call of {operation.service} by {owner['UserName']} was not identified: "
+                                  f"{exchange.method} {exchange.target.split('?', 1)[0]}")
+            return None
+        if exchange.denial is not None or (code in DENIED_ERRORS and exchange.status == 403):
+            error = self._denial(exchange, owner, policy_cache)
+        elif exchange.status >= 400:
+            error = (code, message or "")
+        if not cloudtrail.is_modelled(operation.service):
+            self._unmodelled.append((operation.service, operation.action))
+        return cloudtrail.build_record(operation, owner, method=exchange.method, target=exchange.target, headers=exchange.headers,
+                                       body=exchange.body, started=exchange.started, source_ip=exchange.client_ip,
+                                       request_id=_request_id(exchange), error=error)
+
+    def _trails(self, region: str, cache: dict) -> list[dict]:
+        """Logging trails that see events of ``region``, with their selectors (moto ignores name filters)."""
+        if region in cache:
+            return cache[region]
+        client = self._client("cloudtrail", region)
+        trails = []
+        for trail in client.describe_trails(includeShadowTrails=True).get("trailList", []):
+            if not trail.get("CloudWatchLogsLogGroupArn"):
+                continue
+            # moto answers these for a trail only in its home region.
+            home = self._client("cloudtrail", trail.get("HomeRegion") or region)
+            if not home.get_trail_status(Name=trail["TrailARN"]).get("IsLogging"):
+                continue
+            selectors = home.get_event_selectors(TrailName=trail["TrailARN"])
+            trails.append(dict(trail, EventSelectors=selectors.get("EventSelectors") or [],
+                               AdvancedEventSelectors=selectors.get("AdvancedEventSelectors") or []))
+        cache[region] = trails
+        return trails
+
+    def _destinations(self, record: dict, trail_cache: dict) -> list[dict]:
+        destinations = []
+        global_event = record["eventSource"].split(".", 1)[0] in cloudtrail.GLOBAL_SERVICES
+        for trail in self._trails(record["awsRegion"], trail_cache):
+            if global_event and not trail.get("IncludeGlobalServiceEvents", True):
+                continue
+            if not cloudtrail.trail_logs(record, trail["EventSelectors"], trail["AdvancedEventSelectors"]):
+                continue
+            # arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*
+            parts = trail["CloudWatchLogsLogGroupArn"].split(":")
+            destinations.append({"trail": trail["TrailARN"], "region": parts[3], "logGroup": parts[6],
+                                 "logStream": f"{record['recipientAccountId']}_CloudTrail_{record['awsRegion']}",
+                                 "owner": parts[4]})
+        return destinations
+
+    def _event_id(self, timestamp: int) -> str:
+        # CloudWatch Logs event ids are 56-digit numbers that grow with time.
+        return f"{timestamp:013d}{next(self._sequence):043d}"
+
+    def _write(self, region: str, group: str, stream: str, events: list) -> bool:
+        import botocore.exceptions  # pylint: disable=import-outside-toplevel
+
+        logs = self._client("logs", region)
+        with contextlib.suppress(botocore.exceptions.ClientError):
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        try:
+            logs.put_log_events(logGroupName=group, logStreamName=stream,
+                                logEvents=[{"timestamp": event.timestamp, "message": event.message} for event in events])
+        except botocore.exceptions.ClientError as exc:
+            self._problems.append(f"writing to log group {group} ({region}): {exc}")
+            return False
+        return True
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Record, write and deliver everything submitted so far; returns the number of handler invocations."""
+        with self._lock:
+            exchanges = []
+            while self._pending:
+                exchanges.append(self._pending.popleft())
+            policy_cache, trail_cache = {}, {}
+            # (region, group, stream) -> events: what the recorder writes, and what gets delivered (clients'
+            # own PutLogEvents included).
+            to_write = collections.defaultdict(list)
+            to_deliver = collections.defaultdict(list)
+            for exchange in exchanges:
+                self._collect_put_log_events(exchange, to_deliver)
+                record = self._record(exchange, policy_cache)
+                if record is None:
+                    continue
+                entry = {"record": record, "written": []}
+                self._records.append(entry)
+                timestamp = int(exchange.started * 1000)
+                message = json.dumps(record, separators=(",", ":"))
+                for destination in self._destinations(record, trail_cache):
+                    key = (destination["region"], destination["logGroup"], destination["logStream"])
+                    event = _LogEvent(self._event_id(timestamp), timestamp, message)
+                    to_write[key].append(event)
+                    to_deliver[key].append(event)
+                    entry["written"].append(destination)
+            invocations = 0
+            for key, events in to_deliver.items():
+                if key in to_write and not self._write(*key, sorted(to_write[key], key=lambda event: event.timestamp)):
+                    continue
+                invocations += self._deliver(*key, sorted(events, key=lambda event: event.timestamp))
+            return invocations
+
+    def _collect_put_log_events(self, exchange, to_deliver):
+        """Events a client put into a log group through the proxy: CloudWatch Logs delivers those too."""
+        operation = exchange.operation
+        if operation is None or operation.service != "logs" or operation.action != "PutLogEvents" or exchange.status != 200:
+            return
+        try:
+            body = json.loads(exchange.body)
+            key = (operation.region or "us-east-1", body["logGroupName"], body["logStreamName"])
+            events = [_LogEvent(self._event_id(int(item["timestamp"])), int(item["timestamp"]), item["message"])
+                      for item in body["logEvents"]]
+        except (ValueError, KeyError, TypeError):
+            return
+        to_deliver[key].extend(events)
+
+    def _pattern(self, text: str):
+        if text not in self._patterns:
+            try:
+                self._patterns[text] = FilterPattern(text)
+            except (UnsupportedPattern, PatternSyntaxError) as exc:
+                self._patterns[text] = exc
+        return self._patterns[text]
+
+    def _deliver(self, region: str, group: str, stream: str, events: list) -> int:
+        invocations = 0
+        owner = self._aws.account_id
+        filters = self._client("logs", region).describe_subscription_filters(logGroupName=group).get("subscriptionFilters", [])
+        for subscription in filters:
+            pattern = self._pattern(subscription.get("filterPattern", ""))
+            if isinstance(pattern, Exception):
+                self._problems.append(f"subscription filter {subscription['filterName']} of {group}: {pattern}")
+                continue
+            matching = [event for event in events if pattern.matches(event.message)]
+            for batch in batches(matching):
+                payload = subscription_payload(owner, group, stream, subscription["filterName"], batch)
+                self._invoke(subscription, payload, len(batch), region)
+                invocations += 1
+        return invocations
+
+    def _invoke(self, subscription: dict, payload: dict, count: int, region: str):
+        destination = subscription.get("destinationArn", "")
+        delivery = {"filter": subscription["filterName"], "logGroup": subscription.get("logGroupName"),
+                    "destination": destination, "event": payload, "events": count, "result": None, "error": None}
+        try:
+            if self._handler is not None:
+                delivery["result"] = self._handler(payload, LambdaContext(destination if ":lambda:" in destination else
+                                                                          f"arn:aws:lambda:{region}:000000000000:function:local-handler"))
+            elif ":lambda:" in destination:
+                delivery["result"] = self._invoke_lambda(destination, payload)
+            else:
+                delivery["error"] = f"destination {destination} is not a Lambda function: not modelled"
+                self._problems.append(delivery["error"])
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A failing handler is a finding for the test that reads deliveries(), not a crash of the loop.
+            delivery["error"] = f"{type(exc).__name__}: {exc}"
+            LOGGER.warning("handler for %s raised %s", destination, delivery["error"])
+        self._deliveries.append(delivery)
+
+    def _lambda_module(self, handler: str):
+        """The function's handler, imported from a flat copy of the package the detection role deploys.
+
+        moto keeps a function's zip but cannot hand it back, so the code run is this collection's
+        sources, laid out as in the package (the handler imports its siblings by plain name).
+        """
+        module_name, _sep, function_name = handler.rpartition(".")
+        if module_name not in self._modules:
+            if self._staging is None:
+                self._staging = pathlib.Path(tempfile.mkdtemp(prefix="canarykeys-lambda-"))
+                for source in [*sorted(self._lambda_dir.glob("*.py")), *SHARED_LAMBDA_SOURCES]:
+                    if source.exists():
+                        shutil.copy2(source, self._staging / source.name)
+                sys.path.insert(0, str(self._staging))
+            path = self._staging / (module_name.replace(".", "/") + ".py")
+            if not path.exists():
+                raise FileNotFoundError(f"the function's handler {handler} is not in {self._lambda_dir}")
+            spec = importlib.util.spec_from_file_location(f"_local_lambda_{module_name.replace('.', '_')}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[module_name] = module
+        return getattr(self._modules[module_name], function_name)
+
+    def _invoke_lambda(self, function_arn: str, payload: dict):
+        region = function_arn.split(":")[3]
+        config = self._client("lambda", region).get_function_configuration(FunctionName=function_arn)
+        function = self._lambda_module(config["Handler"])
+        environment = dict((config.get("Environment") or {}).get("Variables") or {})
+        # The runtime's own variables win, as on AWS (they are reserved); the function's role is the operator here.
+        environment.update(self._aws.operator_env())
+        environment.update({"AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+                            "AWS_LAMBDA_FUNCTION_NAME": config["FunctionName"],
+                            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 128))})
+        context = LambdaContext(config["FunctionArn"], config.get("MemorySize", 128), config.get("Timeout", 3))
+        with _ENVIRON_LOCK:
+            saved = dict(os.environ)
+            os.environ.update(environment)
+            try:
+                return function(payload, context)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
