@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/seed_canaries.yml on a fleet of SSH hosts against the local AWS.
+
+What users judge the seed on: every placement's file, read by botocore as that
+user on that host, yields the key IAM holds as the placement's active key;
+every other byte of the files stays; modes and owners are right; a re-run
+changes nothing and writes nothing to IAM; no secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+
+import pytest
+
+from tooling.fleet import home_inside
+
+PLAYBOOK = "playbooks/seed_canaries.yml"
+# The default placements of the seed role, per group.
+PLACEMENTS = {
+    "webservers": (("deploy", "prod"), ("root", "backup")),
+    "laptops": (("{login}", "deploy"),),
+}
+BOTOCORE_READ = (
+    "import boto3, hashlib, json, sys\n"
+    "c = boto3.Session(profile_name=sys.argv[1]).get_credentials()\n"
+    # A digest, not the secret: the test must not print what it checks.
+    "print(json.dumps({'key': c.access_key, 'secret_sha256': hashlib.sha256(c.secret_key.encode()).hexdigest()}))\n"
+)
+
+
+def placements(fleet):
+    for host in fleet.webservers:
+        for user, profile in PLACEMENTS["webservers"]:
+            yield host, user, profile
+    for host in fleet.laptops:
+        login = fleet.host(host).login_user
+        for user, profile in PLACEMENTS["laptops"]:
+            yield host, user.format(login=login), profile
+
+
+def recap(output):
+    """{host: {"ok": n, "changed": n, "failed": n, "unreachable": n}} from the PLAY RECAP."""
+    stats = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M):
+        host, ok, changed, unreachable, failed = match.groups()
+        stats[host] = {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
+    return stats
+
+
+def planted_secrets(fleet):
+    """Every secret planted in the fleet's files, read from outside the hosts."""
+    secrets = []
+    for host, user in fleet.homes():
+        text = fleet.read_file(host, user)
+        if not text:
+            continue
+        parser = configparser.RawConfigParser()
+        parser.read_string(text)
+        secrets += [parser[s]["aws_secret_access_key"] for s in parser.sections() if "aws_secret_access_key" in parser[s]]
+    return secrets
+
+
+def canary_users(iam):
+    users = {}
+    for page in iam.get_paginator("list_users").paginate():
+        for user in page["Users"]:
+            tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user["UserName"])["Tags"]}
+            if tags.get("canarykeys:managed") == "true":
+                users[user["UserName"]] = tags
+    return users
+
+
+def assert_no_minted_secret_in(output, fleet, preexisting_secrets):
+    minted = [s for s in planted_secrets(fleet) if s not in preexisting_secrets]
+    assert minted, "the run planted no secret to look for"
+    for secret in minted:
+        assert secret not in output, "a minted secret appears in the playbook output"
+
+
+def preexisting_secrets(fleet):
+    parser = configparser.RawConfigParser()
+    secrets = []
+    for (_host, _user, path), content in fleet.preexisting.items():
+        if path.endswith("credentials"):
+            parser.read_string(content.replace("\r\n", "\n"), source=path)
+    for section in parser.sections():
+        secrets.append(parser[section].get("aws_secret_access_key"))
+    return secrets
+
+
+@pytest.fixture
+def seeded(clean_fleet, aws, run_playbook):
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory, extra_args=["-vvvv", "--diff"])
+    assert rc == 0, output[-3000:]
+    return clean_fleet, aws, output
+
+
+def test_every_placement_holds_its_active_canary_key(seeded):
+    fleet, aws, output = seeded
+    iam = aws.client("iam")
+    users = canary_users(iam)
+    by_placement = {(t["canarykeys:host"], t["canarykeys:path"], t["canarykeys:profile"]): name for name, t in users.items()}
+    expected = list(placements(fleet))
+    assert len(users) == len(expected)
+    for host, user, profile in expected:
+        path = f"{home_inside(user)}/.aws/credentials"
+        iam_user = by_placement[(host, path, profile)]
+        assert not re.search(r"canary|honey|decoy|token", iam_user, re.I)
+        keys = iam.list_access_keys(UserName=iam_user)["AccessKeyMetadata"]
+        assert [k["Status"] for k in keys] == ["Active"]
+        result = fleet.run_as(host, user, ["python3", "-c", BOTOCORE_READ, profile], env=aws.host_env)
+        assert result.returncode == 0, result.stderr
+        read = json.loads(result.stdout)
+        assert read["key"] == keys[0]["AccessKeyId"]
+        assert len(read["secret_sha256"]) == 64
+        # The reminder table names the placement and its key id.
+        assert re.search(rf"{re.escape(host)}\s+{re.escape(path)}\s+{profile}\s+{re.escape(iam_user)}\s+{keys[0]['AccessKeyId']}", output)
+    assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))
+
+
+def test_other_bytes_modes_and_owners(seeded):
+    fleet, _aws, _output = seeded
+    for (host, user, path), before in fleet.preexisting.items():
+        after = fleet.read_file(host, user, path)
+        if path.endswith("credentials"):
+            assert after.startswith(before), f"{host} {user} {path}: existing bytes changed"
+            added = after[len(before):]
+            newline = "\r\n" if "\r\n" in before else "\n"
+            assert added.startswith(newline + "["), repr(added[:40])
+            assert all(line.endswith("\r") == (newline == "\r\n") for line in added.split("\n")[:-1])
+    for host, user, _profile in placements(fleet):
+        aws_dir = fleet.outside_path(host, user, ".aws")
+        credentials = aws_dir / "credentials"
+        owner = fleet.run_as(host, "root", ["stat", "-c", "%U %a", f"{home_inside(user)}/.aws/credentials"]).stdout.split()
+        assert owner[0] == user
+        if (host, user, ".aws/credentials") in fleet.preexisting:
+            assert owner[1] == "600"  # kept as the user had it
+        else:
+            assert owner[1] == "600"
+            assert oct(aws_dir.stat().st_mode & 0o777) == "0o700"
+        assert credentials.stat().st_uid == aws_dir.stat().st_uid
+
+
+def test_config_region_entry_is_added_without_touching_the_rest(seeded):
+    fleet, _aws, _output = seeded
+    before = fleet.preexisting[("laptop-alice", "alice", ".aws/config")]
+    after = fleet.read_file("laptop-alice", "alice", ".aws/config")
+    assert after.startswith(before)
+    assert "[profile deploy]" in after[len(before):]
+
+
+def test_rerun_changes_nothing_and_writes_nothing_to_iam(seeded, run_playbook):
+    fleet, aws, first_output = seeded
+    files_before = {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()}
+    marker = len(aws.calls())
+    rc, output = run_playbook(PLAYBOOK, fleet.inventory, extra_args=["-vvvv", "--diff"])
+    assert rc == 0, output[-3000:]
+    assert all(s["changed"] == 0 for s in recap(output).values()), recap(output)
+    iam_calls = [c for c in aws.calls()[marker:] if c["service"] == "iam"]
+    writes = [c for c in iam_calls if not re.match(r"(Get|List|Describe|Generate)", c["action"] or "")]
+    assert iam_calls, "the re-run made no IAM call at all: the counting proxy is not in the path"
+    assert writes == []
+    assert {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()} == files_before
+    assert_no_minted_secret_in(first_output + output, fleet, preexisting_secrets(fleet))
+
+
+def test_check_mode_mints_nothing(clean_fleet, aws, run_playbook):
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory, extra_args=["--check"])
+    assert rc == 0, output[-3000:]
+    assert canary_users(aws.client("iam")) == {}
+    assert clean_fleet.read_file("web01", "deploy") is None
+
+
+def test_unreachable_host_gets_no_key(clean_fleet, aws, run_playbook):
+    clean_fleet.stop_host("laptop-bob")
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
+    assert rc != 0
+    stats = recap(output)
+    assert stats["laptop-bob"]["unreachable"] == 1
+    hosts = {t["canarykeys:host"] for t in canary_users(aws.client("iam")).values()}
+    assert "laptop-bob" not in hosts
+    assert {"web01", "web02", "laptop-alice"} <= hosts
+
+
+def test_write_failure_after_mint_deletes_the_key(clean_fleet, aws, run_playbook):
+    # alice cannot create files in a ~/.aws that root owns: the read succeeds (no file), the key is
+    # minted, the write fails, and the compensation must delete the key.
+    clean_fleet.run_as("laptop-alice", "root", ["sh", "-c", "rm -rf /home/alice/.aws && mkdir -m 0755 /home/alice/.aws"], check=True)
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
+    assert rc != 0
+    assert recap(output)["laptop-alice"]["failed"] == 1
+    assert "were deleted" in output
+    iam = aws.client("iam")
+    for name, tags in canary_users(iam).items():
+        if tags["canarykeys:host"] == "laptop-alice":
+            assert iam.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
+    # Every other host was seeded.
+    assert {t["canarykeys:host"] for t in canary_users(iam).values()} >= {"web01", "web02", "laptop-bob"}
+
+
+def test_real_profile_is_never_clobbered(clean_fleet, aws, run_playbook):
+    real = "[prod]\naws_access_key_id = AKIAREALPRODEXAMPLE1\naws_secret_access_key = realrealrealrealrealrealrealrealrealreal\n"
+    clean_fleet.write_file("web02", "deploy", ".aws/credentials", real)
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
+    assert rc != 0
+    assert clean_fleet.read_file("web02", "deploy") == real
+    assert "AKIAREALPRODEXAMPLE1" in output and "refusing" in output.lower()
+    iam = aws.client("iam")
+    for name, tags in canary_users(iam).items():
+        if tags["canarykeys:host"] == "web02" and tags["canarykeys:profile"] == "prod":
+            assert iam.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
+
+
+def test_malformed_file_fails_clearly_and_stays(clean_fleet, aws, run_playbook):
+    broken = "aws_access_key_id = AKIANOSECTIONEXAMPL\n[default\n"
+    clean_fleet.write_file("web01", "root", ".aws/credentials", broken)
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
+    assert rc != 0
+    assert clean_fleet.read_file("web01", "root") == broken
+    hosts_paths = {(t["canarykeys:host"], t["canarykeys:path"]) for t in canary_users(aws.client("iam")).values()}
+    assert ("web01", "/root/.aws/credentials") not in hosts_paths
+
+
+def test_missing_controller_credentials_is_one_clear_message(clean_fleet, aws, run_playbook, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
+    assert rc != 0
+    # One failure for the play (Ansible shows it as an error line and the task result), not one per host.
+    assert output.count("msg: 'The controller has no usable AWS credentials") == 1, output
+    assert output.count("fatal: [") == 2  # the ignored probe and the one failure
+    assert "Traceback" not in output
+    assert clean_fleet.read_file("web01", "deploy") is None
