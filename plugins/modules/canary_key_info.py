@@ -1,0 +1,394 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: canary_key_info
+version_added: 0.1.0
+short_description: List the canary AWS access keys of the account with their placement, state and last use
+description:
+  - Lists every canary of the AWS account, that is every IAM user tagged as managed by this collection
+    (C(canarykeys:managed=true)), whatever its name or IAM path. Other IAM users are never listed.
+  - For each canary returns its placement (host, credentials file, profile, reminder, when and by which play it
+    was planted, generation), its IAM user, each of its access keys (id, status, creation date, age) and, with
+    O(last_used=true), each key's last use.
+  - Also returns flat RV(placements) rows, one per placement, convenient for reports, and RV(orphans), the canary
+    users without a key and the keys that are not their user's newest, for reconciliation.
+  - Read-only. Users and their tags come from C(iam:GetAccountAuthorizationDetails) pages of up to
+    O(page_size) users, so listing costs one call per page, not per user. See O(key_source) for the keys.
+  - Never returns a secret access key (IAM cannot return one after creation).
+author:
+  - canarykeys maintainers (@canarykeys)
+options:
+  host:
+    description:
+      - Only canaries planted on these hosts (exact match on the host recorded in the user's tags).
+      - Every host when left out.
+    type: list
+    elements: str
+    aliases: [hosts]
+  status:
+    description:
+      - Only keys with this status. A canary left without a listed key is left out of RV(canaries) and RV(placements).
+      - RV(orphans) always considers every key of the selected canaries.
+    type: str
+    choices: [Active, Inactive]
+    aliases: [state]
+  iam_path:
+    description:
+      - Only users whose IAM path starts with this prefix, for example V(/) (every user) or V(/service/).
+    type: str
+  last_used:
+    description:
+      - Add each key's last use (date, service, region).
+      - With O(key_source=list_access_keys), costs one C(iam:GetAccessKeyLastUsed) call per key, and is made
+        only when this is V(true).
+      - With O(key_source=credential_report), the last use comes from the report at no extra call (the service and
+        region are C(null) where the report does not give them, as with the local AWS).
+    type: bool
+    default: false
+  key_source:
+    description:
+      - Where the access keys come from. No bulk IAM read returns access key ids.
+      - V(list_access_keys) calls C(iam:ListAccessKeys) once per selected canary. Current, with key ids.
+      - V(credential_report) reads the account's credential report (C(iam:GenerateCredentialReport) and
+        C(iam:GetCredentialReport)), a constant number of calls whatever the number of canaries. IAM regenerates
+        the report at most every 4 hours and it has no key ids, so keys have RV(canaries[].keys[].access_key_id=null)
+        and may be up to 4 hours old. Canaries the report cannot stand for (absent from it, or planted after it)
+        are listed with C(iam:ListAccessKeys) instead.
+    type: str
+    choices: [list_access_keys, credential_report]
+    default: list_access_keys
+  page_size:
+    description:
+      - Users per C(iam:GetAccountAuthorizationDetails) page (C(MaxItems)), 1 to 1000.
+    type: int
+    default: 1000
+  concurrency:
+    description:
+      - Per-key and per-user IAM calls made at once, 1 to 16. Throttled calls are retried with backoff.
+    type: int
+    default: 4
+notes:
+  - "IAM calls, with U users in the account, S selected canaries and K keys:
+    V(list_access_keys) makes ceil(U / O(page_size)) + S calls, plus K with O(last_used=true);
+    V(credential_report) makes ceil(U / O(page_size)) + 2 calls (more while IAM generates the report), plus one
+    per canary the report does not cover, and one per key of those with O(last_used=true).
+    RV(iam_calls) counts them."
+  - Needs C(iam:GetAccountAuthorizationDetails), C(iam:ListAccessKeys), C(iam:GetAccessKeyLastUsed) (for
+    O(last_used)), C(iam:GenerateCredentialReport) and C(iam:GetCredentialReport) (for O(key_source=credential_report)).
+  - Moto (the local AWS) ignores C(MaxItems) and returns every user in one page, and its credential report has no
+    last-used service or region.
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: aws
+seealso:
+  - module: canarykeys.aws.canary_key
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: List every canary and whether its key was ever used
+  canarykeys.aws.canary_key_info:
+    last_used: true
+  register: estate
+
+- name: Warn about used canary keys
+  ansible.builtin.debug:
+    msg: "{{ estate.placements | selectattr('used') | map(attribute='host') | list }}"
+
+- name: Canaries of two hosts, only their inactive keys
+  canarykeys.aws.canary_key_info:
+    host: [web01, web02]
+    status: Inactive
+
+- name: Cheap census of a large estate (no key ids, up to 4 hours old)
+  canarykeys.aws.canary_key_info:
+    key_source: credential_report
+
+- name: Read the estate
+  canarykeys.aws.canary_key_info:
+  register: estate
+
+- name: Canaries planted on hosts that left the inventory
+  ansible.builtin.debug:
+    msg: "{{ estate.placements | rejectattr('host', 'in', groups['all']) | map(attribute='user_name') | list }}"
+
+- name: Keys to delete in a reconciliation
+  ansible.builtin.debug:
+    msg: "{{ estate.orphans | selectattr('reason', 'eq', 'not_newest') | map(attribute='access_key_id') | list }}"
+"""
+
+RETURN = r"""
+canaries:
+  description: One entry per canary IAM user, sorted by host, file, profile.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    user_name:
+      description: IAM user name.
+      returned: always
+      type: str
+      sample: web03-backup
+    user_id:
+      description: IAM user id.
+      returned: always
+      type: str
+      sample: AIDAEXAMPLEUSERID0001
+    user_arn:
+      description: IAM user ARN.
+      returned: always
+      type: str
+      sample: arn:aws:iam::123456789012:user/web03-backup
+    iam_path:
+      description: IAM path of the user.
+      returned: always
+      type: str
+      sample: /
+    create_date:
+      description: When the user was created (ISO 8601, UTC).
+      returned: always
+      type: str
+      sample: "2025-01-31T09:12:44+00:00"
+    mapping:
+      description: The placement recorded in the user's tags (sanitised as IAM tag values).
+      returned: always
+      type: dict
+      contains:
+        placement_id:
+          description: Stable id of the placement (host + file + profile).
+          returned: always
+          type: str
+          sample: 0f3c2a9b81d4e5f60718
+        host:
+          description: Inventory host name.
+          returned: always
+          type: str
+          sample: web03
+        path:
+          description: Credentials file on the host.
+          returned: always
+          type: str
+          sample: /root/.aws/credentials
+        profile:
+          description: Profile name in that file.
+          returned: always
+          type: str
+          sample: backup
+        reminder:
+          description: The reminder text quoted by alerts.
+          returned: always
+          type: str
+          sample: "web03:/root/.aws/credentials [backup] user root"
+        planted_at:
+          description: When the key was planted (ISO 8601), empty if not recorded.
+          returned: always
+          type: str
+          sample: "2025-01-31T09:12:44Z"
+        planted_by:
+          description: The play that planted it, empty if not recorded.
+          returned: always
+          type: str
+          sample: Seed canary AWS keys
+        generation:
+          description: How many keys this placement has had.
+          returned: always
+          type: int
+          sample: 1
+        last_used_reported:
+          description: Newest use the last-used detector has already alerted on, empty if none.
+          returned: always
+          type: str
+          sample: ""
+    keys:
+      description: The user's access keys, newest first.
+      returned: always
+      type: list
+      elements: dict
+      contains:
+        access_key_id:
+          description: Access key id; null for keys read from the credential report.
+          returned: always
+          type: str
+          sample: AKIAIOSFODNN7EXAMPLE
+        status:
+          description: V(Active) or V(Inactive).
+          returned: always
+          type: str
+          sample: Active
+        create_date:
+          description: When the key was created (ISO 8601, UTC).
+          returned: always
+          type: str
+          sample: "2025-01-31T09:12:44+00:00"
+        age_days:
+          description: Whole days since the key was created.
+          returned: always
+          type: int
+          sample: 42
+        newest:
+          description: Whether this is the user's newest key (the planted one); an older key is an orphan.
+          returned: always
+          type: bool
+          sample: true
+        report_slot:
+          description: Key number (1 or 2) in the credential report.
+          returned: when the key was read from the credential report
+          type: int
+          sample: 1
+        last_used:
+          description: The key's last use.
+          returned: when O(last_used=true)
+          type: dict
+          contains:
+            used:
+              description: Whether the key has ever been used.
+              returned: always
+              type: bool
+              sample: true
+            date:
+              description: When it was last used (ISO 8601, UTC), null if never.
+              returned: always
+              type: str
+              sample: "2025-03-02T17:40:00+00:00"
+            service_name:
+              description: The AWS service it was last used with, null if never or unknown.
+              returned: always
+              type: str
+              sample: sts
+            region:
+              description: The region it was last used in, null if never or unknown.
+              returned: always
+              type: str
+              sample: us-east-1
+placements:
+  description:
+    - One flat row per canary (placement), sorted like RV(canaries), describing its newest listed key.
+    - The C(used) and C(last_used_*) fields consider every listed key of the placement.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - host: web03
+      path: /root/.aws/credentials
+      profile: backup
+      reminder: "web03:/root/.aws/credentials [backup] user root"
+      planted_at: "2025-01-31T09:12:44Z"
+      planted_by: Seed canary AWS keys
+      generation: 1
+      placement_id: 0f3c2a9b81d4e5f60718
+      user_name: web03-backup
+      user_arn: arn:aws:iam::123456789012:user/web03-backup
+      iam_path: /
+      access_key_id: AKIAIOSFODNN7EXAMPLE
+      key_status: Active
+      key_create_date: "2025-01-31T09:12:44+00:00"
+      age_days: 42
+      key_count: 1
+      used: true
+      last_used_date: "2025-03-02T17:40:00+00:00"
+      last_used_service: sts
+      last_used_region: us-east-1
+      last_used_access_key_id: AKIAIOSFODNN7EXAMPLE
+orphans:
+  description:
+    - Canary users with no access key (C(reason=no_key)) and keys that are not their user's newest
+      (C(reason=not_newest)), over every key of the selected canaries whatever O(status) says.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - user_name: web01-deploy
+      user_arn: arn:aws:iam::123456789012:user/web01-deploy
+      placement_id: 9a8b7c6d5e4f30211203
+      host: web01
+      path: /home/deploy/.aws/credentials
+      profile: prod
+      reason: not_newest
+      access_key_id: AKIAI44QH8DHBEXAMPLE
+      status: Active
+      create_date: "2024-10-01T08:00:00+00:00"
+      age_days: 164
+summary:
+  description: Counts over the result. C(used) only with O(last_used=true).
+  returned: always
+  type: dict
+  sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "used": 1}
+key_source:
+  description: Where the keys came from, as O(key_source).
+  returned: always
+  type: str
+  sample: list_access_keys
+credential_report_as_of:
+  description: How new the credential report is (ISO 8601, UTC), null when it was not read.
+  returned: always
+  type: str
+  sample: "2025-03-14T06:00:00+00:00"
+iam_calls:
+  description: IAM calls the module made, by action (retries of throttled calls not counted).
+  returned: always
+  type: dict
+  sample: {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 120}
+"""
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing dependency
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.canarykeys.aws.plugins.module_utils import canary_inventory
+
+
+def main():
+    argument_spec = dict(
+        host=dict(type="list", elements="str", aliases=["hosts"]),
+        status=dict(type="str", choices=list(canary_inventory.KEY_STATUSES), aliases=["state"]),
+        iam_path=dict(type="str"),
+        last_used=dict(type="bool", default=False),
+        key_source=dict(type="str", default=canary_inventory.LIST_ACCESS_KEYS, choices=list(canary_inventory.KEY_SOURCES)),
+        page_size=dict(type="int", default=canary_inventory.MAX_PAGE_SIZE),
+        concurrency=dict(type="int", default=canary_inventory.DEFAULT_CONCURRENCY),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    try:
+        result = canary_inventory.inventory(
+            client,
+            hosts=params["host"],
+            status=params["status"],
+            iam_path=params["iam_path"],
+            last_used=params["last_used"],
+            key_source=params["key_source"],
+            page_size=params["page_size"],
+            concurrency=params["concurrency"],
+            aws_retry=True,
+        )
+    except canary_inventory.InventoryError as e:
+        module.fail_json(msg=str(e))
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg="Failed to list the canary IAM users and their access keys")
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
