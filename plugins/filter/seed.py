@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import string
 
+from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id, sanitize_tag_value
+
 TABLE_COLUMNS = (
     ("host", "host"),
     ("path", "file"),
@@ -37,6 +39,58 @@ def fill_reminder(template, fields):
     except (ValueError, IndexError):
         # A reminder with stray braces is still a valid reminder: keep it verbatim.
         return str(template)
+
+
+def _desired_reminder(read, host, template):
+    placement = read.get("seed_placement", {})
+    fields = {"host": host, "path": read.get("path"), "profile": placement.get("profile"), "user": placement.get("user")}
+    return fill_reminder(placement.get("reminder") or template, fields)
+
+
+def _settled_key(read, canaries_by_placement, host, template):
+    """The canary whose only key is Active and planted in this profile, with the reminder wanted.
+
+    Such a placement needs no call at all on a re-run: this is what keeps a re-run to the reads.
+    """
+    profile = read.get("seed_placement", {}).get("profile")
+    planted = read.get("access_key_id")
+    canary = canaries_by_placement.get(placement_id(host, read.get("path") or "", profile or ""))
+    if not planted or canary is None:
+        return None
+    keys = canary.get("keys") or []
+    if len(keys) != 1 or keys[0].get("access_key_id") != planted or keys[0].get("status") != "Active":
+        return None
+    if canary.get("mapping", {}).get("reminder", "") != sanitize_tag_value(_desired_reminder(read, host, template)):
+        return None
+    return canary
+
+
+def _by_placement(canaries):
+    return {c.get("mapping", {}).get("placement_id"): c for c in canaries or []}
+
+
+def unsettled_placements(read_results, canaries, host, template):
+    """Read results whose placement needs canary_key: anything but an intact, planted canary."""
+    index = _by_placement(canaries)
+    return [r for r in read_results if _settled_key(r, index, host, template) is None]
+
+
+def settled_rows(read_results, canaries, host, template):
+    """Reminder rows of the placements that needed nothing."""
+    index = _by_placement(canaries)
+    rows = []
+    for read in read_results:
+        canary = _settled_key(read, index, host, template)
+        if canary is not None:
+            rows.append({
+                "host": host,
+                "path": read.get("path"),
+                "profile": read.get("seed_placement", {}).get("profile"),
+                "iam_user": canary.get("user_name"),
+                "access_key_id": read.get("access_key_id"),
+                "status": "unchanged",
+            })
+    return rows
 
 
 def _placement_of(result):
@@ -112,5 +166,7 @@ class FilterModule:
             "plant_items": plant_items,
             "failed_results": failed_results,
             "placement_rows": placement_rows,
+            "unsettled_placements": unsettled_placements,
+            "settled_rows": settled_rows,
             "reminder_table": reminder_table,
         }

@@ -7,8 +7,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
+import sys
 
-FILTER_FILE = pathlib.Path(__file__).resolve().parents[4] / "plugins" / "filter" / "seed.py"
+REPO = pathlib.Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(REPO / ".collections"))
+
+from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id  # noqa: E402
+
+FILTER_FILE = REPO / "plugins" / "filter" / "seed.py"
 _spec = importlib.util.spec_from_file_location("seed_filters", FILTER_FILE)
 seed = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(seed)
@@ -72,3 +78,47 @@ def test_fill_reminder_keeps_unknown_and_stray_braces():
     fields = {"host": "web01", "path": "/p", "profile": "prod", "user": "deploy"}
     assert seed.fill_reminder("{host}:{path} [{profile}] {team}", fields) == "web01:/p [prod] {team}"
     assert seed.fill_reminder("odd { brace", fields) == "odd { brace"
+
+
+def _read(path, profile, planted):
+    return {"path": path, "access_key_id": planted, "seed_placement": {"user": "deploy", "profile": profile}}
+
+
+def _canary(path, profile, keys, reminder):
+    return {
+        "user_name": "web01-backup",
+        "mapping": {"placement_id": placement_id("web01", path, profile), "reminder": reminder},
+        "keys": [{"access_key_id": key, "status": status} for key, status in keys],
+    }
+
+
+def test_only_intact_planted_canaries_are_settled():
+    template = "{host}:{path} profile {profile}"
+    path = "/home/deploy/.aws/credentials"
+    wanted = f"web01:{path} profile prod"
+    reads = [
+        _read(path, "prod", "AKIAPLANTED000000001"),  # intact
+        _read(path, "backup", "AKIAPLANTED000000002"),  # second key exists: orphan to clean
+        _read(path, "deploy", None),  # nothing planted
+        _read(path, "old", "AKIAPLANTED000000004"),  # reminder changed
+        _read(path, "gone", "AKIAPLANTED000000005"),  # no canary at all
+    ]
+    canaries = [
+        _canary(path, "prod", [("AKIAPLANTED000000001", "Active")], wanted),
+        _canary(path, "backup", [("AKIAPLANTED000000002", "Active"), ("AKIAORPHAN0000000002", "Active")],
+                f"web01:{path} profile backup"),
+        _canary(path, "old", [("AKIAPLANTED000000004", "Active")], "an older reminder"),
+    ]
+    unsettled = seed.unsettled_placements(reads, canaries, "web01", template)
+    assert [r["seed_placement"]["profile"] for r in unsettled] == ["backup", "deploy", "old", "gone"]
+    rows = seed.settled_rows(reads, canaries, "web01", template)
+    assert [(r["profile"], r["access_key_id"], r["status"]) for r in rows] == [("prod", "AKIAPLANTED000000001", "unchanged")]
+    # Another host with the same file and profile is another placement.
+    assert len(seed.unsettled_placements(reads[:1], canaries, "web02", template)) == 1
+
+
+def test_inactive_planted_key_is_not_settled():
+    path = "/root/.aws/credentials"
+    reads = [_read(path, "backup", "AKIAPLANTED000000001")]
+    canaries = [_canary(path, "backup", [("AKIAPLANTED000000001", "Inactive")], "r")]
+    assert seed.unsettled_placements(reads, canaries, "web01", "r") == reads
