@@ -118,17 +118,33 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def _event_line(event: dict) -> list:
-    """The parts of one call's line: time, service, call, region, caller, outcome, client."""
+def _from_last_used(alert: dict) -> bool:
+    """An alert of the last-used detector: one call known by its time, service and region only."""
+    return alert.get("detector") == alert_payload.DETECTOR_LAST_USED
+
+
+def _event_line(event: dict, outcome_known: bool = True) -> list:
+    """The parts of one call's line: time, service, call, region, caller, outcome, client.
+
+    A null ``errorCode`` means success in a CloudTrail record; in IAM's last-used record the outcome
+    is simply not known, and "OK" would tell the responder something nobody knows.
+    """
     source = (event.get("eventSource") or "?").replace(".amazonaws.com", "")
     return [
         event.get("eventTime") or "?",
         f"{source}:{event.get('eventName') or '?'}",
         event.get("awsRegion") or "-",
         event.get("sourceIPAddress") or "-",
-        event.get("errorCode") or "OK",
+        event.get("errorCode") or ("OK" if outcome_known else "?"),
         event.get("userAgent") or "-",
     ]
+
+
+def _calls_heading(alert: dict, shown: int) -> str:
+    if _from_last_used(alert):
+        return "Latest call (IAM's last-used record: time, service and region only):"
+    count = alert.get("count") or 0
+    return "Calls, in time order:" if shown >= count else f"The earliest {shown} of {count} calls:"
 
 
 def _facts(alert: dict) -> list:
@@ -146,7 +162,8 @@ def _facts(alert: dict) -> list:
         ("IAM user", alert.get("iam_user")),
         ("Account", alert.get("account_id")),
         ("Access key", alert.get("access_key_id")),
-        ("Calls", f"{count} ({span})"),
+        ("Last used", f"{alert.get('last_seen') or '?'} (IAM's last-used record of the key)") if _from_last_used(alert)
+        else ("Calls", f"{count} ({span})"),
         ("Source IPs", ", ".join(alert_payload.source_addresses(alert))),
     ]
     return [(label, value) for label, value in pairs if value]
@@ -154,10 +171,16 @@ def _facts(alert: dict) -> list:
 
 def _meaning(alert: dict) -> str:
     if alert.get("alert") == alert_payload.KIND_CANARY:
-        return ("Someone used a canary access key: it can only have been read from the file below. "
-                "Treat that host as compromised.")
-    return ("An IAM user that is not a canary made API calls in the canary account, which should hold "
-            "nothing but canaries. Find out who created this user and why.")
+        meaning = ("Someone used a canary access key: it can only have been read from the file below. "
+                   "Treat that host as compromised.")
+    else:
+        meaning = ("An IAM user that is not a canary made API calls in the canary account, which should hold "
+                   "nothing but canaries. Find out who created this user and why.")
+    if _from_last_used(alert):
+        meaning += (" Seen in the key's last-used record in IAM, which keeps only the time, service and region of "
+                    "the latest call: not the call, the caller's address nor its outcome (CloudTrail has them "
+                    "when the service logs the call).")
+    return meaning
 
 
 def _more_line(alert: dict, shown: int) -> str:
@@ -180,7 +203,8 @@ def render_slack(alert: dict) -> dict:
     title = alert_payload.headline(alert)
     facts = _facts(alert)
     events = (alert.get("events") or [])[:CHAT_EVENT_LINES]
-    lines = [" ".join(_slack_code(part) if index == 5 else _slack_escape(part) for index, part in enumerate(_event_line(event)))
+    known = not _from_last_used(alert)
+    lines = [" ".join(_slack_code(part) if index == 5 else _slack_escape(part) for index, part in enumerate(_event_line(event, known)))
              for event in events]
     more = _more_line(alert, len(events))
     if more:
@@ -200,7 +224,8 @@ def render_slack(alert: dict) -> dict:
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": _slack_escape(f"canarykeys.aws - detector {alert.get('detector')} - {alert.get('alert')}")}],
     })
-    return {"text": _slack_escape(f"{title} ({alert.get('count') or 0} calls)"), "blocks": blocks}
+    note = f"last used {alert.get('last_seen') or '?'}" if _from_last_used(alert) else f"{alert.get('count') or 0} calls"
+    return {"text": _slack_escape(f"{title} ({note})"), "blocks": blocks}
 
 
 def _run(text, **style) -> dict:
@@ -222,8 +247,9 @@ def render_teams(alert: dict) -> dict:
     ]
     body.extend(_rich(_run(f"{label}: ", weight="Bolder"), _run(value)) for label, value in _facts(alert))
     if events:
-        body.append(_rich(_run("Calls", weight="Bolder"), separator=True))
-        body.extend(_rich(_run("  ".join(_event_line(event)), fontType="Monospace", size="Small")) for event in events)
+        body.append(_rich(_run(_calls_heading(alert, len(events)) if _from_last_used(alert) else "Calls", weight="Bolder"), separator=True))
+        known = not _from_last_used(alert)
+        body.extend(_rich(_run("  ".join(_event_line(event, known)), fontType="Monospace", size="Small")) for event in events)
     more = _more_line(alert, len(events))
     if more:
         body.append(_rich(_run(more, isSubtle=True)))
@@ -267,9 +293,9 @@ def sns_message(alert: dict) -> str:
     lines.extend(f"{(label + ':').ljust(width)}{value}" for label, value in facts)
     events = alert.get("events") or []
     if events:
-        count = alert.get("count") or 0
-        lines.extend(["", "Calls, in time order:" if len(events) >= count else f"The earliest {len(events)} of {count} calls:"])
-        lines.extend("  " + "  ".join(_event_line(event)) for event in events)
+        known = not _from_last_used(alert)
+        lines.extend(["", _calls_heading(alert, len(events))])
+        lines.extend("  " + "  ".join(_event_line(event, known)) for event in events)
     lines.extend(["", "Alert (JSON, as the generic webhook receives it):", json.dumps(alert, indent=2, sort_keys=False)])
     return "\n".join(lines)
 

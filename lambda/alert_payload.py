@@ -15,6 +15,10 @@ from __future__ import annotations
 KIND_CANARY = "canary"
 KIND_UNKNOWN_USER = "unknown-iam-user"
 
+# The scheduled detector that reads each key's "last used" data (last_used_detector.py).  Its alerts
+# carry one pseudo-event: the time, service and region of the latest call, nothing else is known.
+DETECTOR_LAST_USED = "last-used"
+
 # A batch can hold thousands of calls of one key; the alert keeps the earliest ones and the true count.
 DEFAULT_MAX_EVENTS = 50
 
