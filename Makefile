@@ -28,6 +28,7 @@ system-deps: setup
 	@if [ "$$(id -u)" = 0 ]; then bash tests/tooling/system_deps.sh && $(BIN)/python tests/tooling/fleet.py hosttools; \
 	 else echo "not root: skipping Debian packages (the SSH fleet tests will skip)"; fi
 
+# seed -> attack -> alert on the local AWS, then stop it all (docs/demo.md); logs and planted files in .sandbox/demo
 demo: setup
 	$(BIN)/python -m tools.demo
 
@@ -54,6 +55,8 @@ molecule: setup system-deps
 
 bench: setup system-deps
 	$(BIN)/python benchmarks/bench_seed.py
+	$(BIN)/python benchmarks/bench_alert_handler.py
+	$(BIN)/python benchmarks/bench_canary_key_info.py
 
 clean:
 	rm -rf .sandbox .tmp .collections
