@@ -88,12 +88,12 @@ def main():
             run(BASELINE, inventory, env, args.forks)
             wipe_aws_dirs(fleet)
 
-            base_first, _ = run(BASELINE, inventory, env, args.forks)
+            base_first = run(BASELINE, inventory, env, args.forks)[0]
             base_rerun, base_rerun_changed = run(BASELINE, inventory, env, args.forks)
             wipe_aws_dirs(fleet)
 
             mark = len(aws.calls())
-            seed_first, _ = run(SEED, inventory, env, args.forks)
+            seed_first = run(SEED, inventory, env, args.forks)[0]
             first_calls, first_writes, first_actions = iam_calls(aws, mark)
             mark = len(aws.calls())
             seed_rerun, seed_rerun_changed = run(SEED, inventory, env, args.forks)
