@@ -175,54 +175,45 @@ def test_check_mode_mints_nothing(clean_fleet, aws, run_playbook):
     assert clean_fleet.read_file("web01", "deploy") is None
 
 
-def test_unreachable_host_gets_no_key(clean_fleet, aws, run_playbook):
-    clean_fleet.stop_host("laptop-bob")
-    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
+def test_faults_fail_their_placement_clearly_and_lose_nothing(clean_fleet, aws, run_playbook):
+    """Four faults at once, one per host, in one run (each is independent of the others):
+
+    laptop-bob unreachable; laptop-alice cannot write (a ~/.aws that root owns: the read succeeds,
+    the key is minted, the write fails, the compensation must delete the key); web02's deploy file
+    holds a real [prod] profile; web01's root file is malformed.
+    """
+    fleet = clean_fleet
+    fleet.stop_host("laptop-bob")
+    fleet.run_as("laptop-alice", "root", ["sh", "-c", "rm -rf /home/alice/.aws && mkdir -m 0755 /home/alice/.aws"], check=True)
+    real = "[prod]\naws_access_key_id = AKIAREALPRODEXAMPLE1\naws_secret_access_key = realrealrealrealrealrealrealrealrealreal\n"
+    fleet.write_file("web02", "deploy", ".aws/credentials", real)
+    broken = "aws_access_key_id = AKIANOSECTIONEXAMPL\n[default\n"
+    fleet.write_file("web01", "root", ".aws/credentials", broken)
+
+    rc, output = run_playbook(PLAYBOOK, fleet.inventory)
     assert rc != 0
     stats = recap(output)
     assert stats["laptop-bob"]["unreachable"] == 1
-    hosts = {t["canarykeys:host"] for t in canary_users(aws.client("iam")).values()}
-    assert "laptop-bob" not in hosts
-    assert {"web01", "web02", "laptop-alice"} <= hosts
-
-
-def test_write_failure_after_mint_deletes_the_key(clean_fleet, aws, run_playbook):
-    # alice cannot create files in a ~/.aws that root owns: the read succeeds (no file), the key is
-    # minted, the write fails, and the compensation must delete the key.
-    clean_fleet.run_as("laptop-alice", "root", ["sh", "-c", "rm -rf /home/alice/.aws && mkdir -m 0755 /home/alice/.aws"], check=True)
-    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
-    assert rc != 0
-    assert recap(output)["laptop-alice"]["failed"] == 1
-    assert "were deleted" in output
-    iam = aws.client("iam")
-    for name, tags in canary_users(iam).items():
-        if tags["canarykeys:host"] == "laptop-alice":
-            assert iam.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
-    # Every other host was seeded.
-    assert {t["canarykeys:host"] for t in canary_users(iam).values()} >= {"web01", "web02", "laptop-bob"}
-
-
-def test_real_profile_is_never_clobbered(clean_fleet, aws, run_playbook):
-    real = "[prod]\naws_access_key_id = AKIAREALPRODEXAMPLE1\naws_secret_access_key = realrealrealrealrealrealrealrealrealreal\n"
-    clean_fleet.write_file("web02", "deploy", ".aws/credentials", real)
-    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
-    assert rc != 0
-    assert clean_fleet.read_file("web02", "deploy") == real
+    assert stats["laptop-alice"]["failed"] == 1 and "were deleted" in output
+    assert fleet.read_file("web02", "deploy") == real
     assert "AKIAREALPRODEXAMPLE1" in output and "refusing" in output.lower()
+    assert fleet.read_file("web01", "root") == broken
+
     iam = aws.client("iam")
-    for name, tags in canary_users(iam).items():
-        if tags["canarykeys:host"] == "web02" and tags["canarykeys:profile"] == "prod":
-            assert iam.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
-
-
-def test_malformed_file_fails_clearly_and_stays(clean_fleet, aws, run_playbook):
-    broken = "aws_access_key_id = AKIANOSECTIONEXAMPL\n[default\n"
-    clean_fleet.write_file("web01", "root", ".aws/credentials", broken)
-    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory)
-    assert rc != 0
-    assert clean_fleet.read_file("web01", "root") == broken
-    hosts_paths = {(t["canarykeys:host"], t["canarykeys:path"]) for t in canary_users(aws.client("iam")).values()}
-    assert ("web01", "/root/.aws/credentials") not in hosts_paths
+    users = canary_users(iam)
+    keys = {name: iam.list_access_keys(UserName=name)["AccessKeyMetadata"] for name in users}
+    placed = {(t["canarykeys:host"], t["canarykeys:path"], t["canarykeys:profile"]) for name, t in users.items() if keys[name]}
+    # Nothing minted for the unreachable host, the refused profile or the malformed file; the key
+    # whose write failed is gone. A read failure stops its host (web01) before anything is minted;
+    # a refusal by the controller (web02) still seeds the host's other placement.
+    assert not any(host == "laptop-bob" for host, _path, _profile in placed)
+    assert ("laptop-alice", "/home/alice/.aws/credentials", "deploy") not in placed
+    assert ("web02", "/home/deploy/.aws/credentials", "prod") not in placed
+    assert ("web01", "/root/.aws/credentials", "backup") not in placed
+    assert stats["web01"]["failed"] == 1
+    assert ("web02", "/root/.aws/credentials", "backup") in placed
+    web02_root = [n for n, t in users.items() if t["canarykeys:host"] == "web02" and t["canarykeys:profile"] == "backup"]
+    assert keys[web02_root[0]][0]["AccessKeyId"] in fleet.read_file("web02", "root"), "a minted key was left unplanted"
 
 
 def test_missing_controller_credentials_is_one_clear_message(clean_fleet, aws, run_playbook, monkeypatch):
