@@ -74,23 +74,7 @@ class IncompleteScan(RuntimeError):
 # ---------------------------------------------------------------- times
 
 
-def utc(value) -> datetime.datetime | None:
-    """An aware UTC datetime from IAM's datetime or from an ISO 8601 tag value; None when there is none."""
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        parsed = value
-    else:
-        text = str(value).strip()
-        if text in _NO_VALUE:
-            return None
-        try:
-            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.astimezone(datetime.timezone.utc)
+utc = canary_mapping.utc
 
 
 def iso(when: datetime.datetime) -> str:

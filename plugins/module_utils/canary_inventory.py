@@ -99,23 +99,7 @@ class IAMReader:
 # ---------------------------------------------------------------- times
 
 
-def utc(value) -> datetime.datetime | None:
-    """A timezone-aware UTC datetime from a datetime or an ISO 8601 string; None for IAM's placeholders."""
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        parsed = value
-    else:
-        text = str(value).strip()
-        if text in _NO_VALUE:
-            return None
-        try:
-            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.astimezone(datetime.timezone.utc)
+utc = canary_mapping.utc
 
 
 def iso(value: datetime.datetime | None) -> str | None:

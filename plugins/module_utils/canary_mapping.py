@@ -11,6 +11,7 @@ one source, never two copies that drift.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 
 TAG_PREFIX = "canarykeys:"
@@ -120,3 +121,26 @@ def mapping_from_tags(tags) -> dict | None:
     except ValueError:
         mapping["generation"] = 1
     return mapping
+
+
+# What IAM and its credential report write where there is no date or value.
+NO_VALUE = frozenset(("", "N/A", "n/a", "not_supported", "no_information"))
+
+
+def utc(value):
+    """A timezone-aware UTC datetime from a datetime or an ISO 8601 string; None for IAM's placeholders."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        if text in NO_VALUE:
+            return None
+        try:
+            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc)

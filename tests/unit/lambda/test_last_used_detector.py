@@ -415,7 +415,7 @@ def test_the_context_is_optional():
 def test_the_role_grants_exactly_what_a_scan_calls(web03, generic_webhook, context, wire_calls):
     (deploy,) = [task for task in yaml.safe_load(ROLE_TASKS.read_text()) if task["name"] == "Deploy the last-used detector"]
     function = deploy["vars"]
-    statements = {statement["Sid"]: statement for statement in function["canary_detection_fn_statements"]}
+    statements = {statement["Sid"]: statement for statement in function["detection_fn_statements"]}
     granted = {action for statement in statements.values()
                for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
     web03.use()
@@ -423,7 +423,7 @@ def test_the_role_grants_exactly_what_a_scan_calls(web03, generic_webhook, conte
     last_used_detector.handler({}, context)  # lists, reads, alerts (SNS off: the webhook) and records
 
     assert {f"iam:{name}" for name in wire_calls} | {"sns:Publish"} == granted
-    assert function["canary_detection_fn_handler"] == "last_used_detector.handler"
+    assert function["detection_fn_handler"] == "last_used_detector.handler"
     condition = statements["RecordReportedUse"]["Condition"]
     assert condition["ForAllValues:StringEquals"]["aws:TagKeys"] == [canary_mapping.TAG_LAST_USED_REPORTED]
     assert condition["StringEquals"] == {f"aws:ResourceTag/{canary_mapping.TAG_MANAGED}": canary_mapping.MANAGED_VALUE}
