@@ -485,20 +485,30 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
     return result
 
 
-def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False):
-    """Delete the placement's key (``access_key_id`` only, if given; else all), then the user once it holds none."""
+def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False,
+                  user_name=""):
+    """Delete the placement's key (``access_key_id`` only, if given; else all), then the user once it holds none.
+
+    ``user_name`` names the user directly (as canary_key_info lists it) instead of resolving the placement's
+    names: the tags hold sanitised values, which may not give back the names.  It must be a canary user.
+    """
     iam_path = check_iam_path(iam_path)
-    candidates = candidate_names(placement.host, placement.path, placement.profile, template)
     pid = placement.placement_id
     result = dict(placement_id=pid, minted=False, changed=False, deleted_access_key_ids=[], user_deleted=False,
                   access_key_id=None, generation=0, mapping=None, user_name="", user_arn="", iam_path=iam_path)
 
-    try:
-        _index, user_name, user = resolve_user(client, candidates, pid)
-    except IdentityError:
-        user = None  # every name is someone else's: this placement has no user there
-    if user is None and access_key_id:
-        user = key_owner(client, access_key_id, pid)
+    if user_name:
+        user = get_user(client, user_name)
+        if user is not None and not canary_mapping.is_managed(user.get("Tags")):
+            raise IdentityError(f"IAM user {user_name} is not a canary user (no {canary_mapping.TAG_MANAGED} tag); refusing to delete it")
+    else:
+        candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+        try:
+            _index, user_name, user = resolve_user(client, candidates, pid)
+        except IdentityError:
+            user = None  # every name is someone else's: this placement has no user there
+        if user is None and access_key_id:
+            user = key_owner(client, access_key_id, pid)
     if user is None:
         return result
     user_name = user["UserName"]
@@ -521,4 +531,179 @@ def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAU
             _call(client, "delete_user_policy", f"Failed to delete inline policy {policy_name} of IAM user {user_name}",
                   tolerate=("NoSuchEntity",), UserName=user_name, PolicyName=policy_name)
         _call(client, "delete_user", f"Failed to delete IAM user {user_name}", tolerate=("NoSuchEntity",), UserName=user_name)
+    return result
+
+
+# ----------------------------------------------------------------------------------- rotation
+#
+# A rotation replaces the planted key with a new one without a moment when the host holds no working
+# key: ``begin_rotation`` mints a second key and keeps the planted one (IAM allows two per user), the
+# host is written and read back, then ``finish_rotation`` keeps whichever key the host holds and deletes
+# the other.  The mapping's generation and planted-at move only in ``finish_rotation``, once the new key
+# is in place, so a rotation that rolls back leaves the record as it was.
+
+ROTATION_STARTED = "started"
+ROTATION_NOT_DUE = "not_due"
+ROTATION_NOT_PLANTED = "not_planted"
+ROTATION_COMPLETED = "completed"
+ROTATION_ROLLED_BACK = "rolled_back"
+
+
+def _utc_datetime(value) -> datetime.datetime:
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc)
+
+
+def key_age_days(key, now: datetime.datetime) -> float:
+    """Days (with fractions) since IAM created ``key`` (a ListAccessKeys entry)."""
+    return max(0.0, (now - _utc_datetime(key["CreateDate"])).total_seconds() / 86400)
+
+
+def find_user(client, candidates, placement_id: str, key_id=""):
+    """``(name, user)`` of the placement's existing user, by its names or else by the key it holds; ``user`` None when none."""
+    try:
+        _index, name, user = resolve_user(client, candidates, placement_id)
+    except IdentityError:
+        name, user = candidates[0], None  # every name is someone else's; the key may still lead to ours
+    if user is None and key_id:
+        user = key_owner(client, key_id, placement_id)
+    return (user["UserName"], user) if user is not None else (name, None)
+
+
+def plan_rotation_begin(keys, planted_key_id, max_age_days, now) -> dict:
+    """Pure: whether the planted key is due, and which keys the host does not hold, to delete.
+
+    Only a placement whose profile holds the user's active key rotates; anything else is the seed's
+    business (or the reconciliation's), never a rotation's.  Keys the host does not hold go whether the
+    planted key is due or not: they make room for the second key, and they are what a rotation that
+    died between its write and its finish leaves behind.
+    """
+    planted = next((key for key in keys if planted_key_id and key["AccessKeyId"] == planted_key_id and key["Status"] == "Active"), None)
+    if planted is None:
+        return {"rotation": ROTATION_NOT_PLANTED, "mint": False, "orphans": [], "age_days": None}
+    age = key_age_days(planted, now)
+    due = age >= max_age_days
+    return {
+        "rotation": ROTATION_STARTED if due else ROTATION_NOT_DUE,
+        "mint": due,
+        "orphans": [key["AccessKeyId"] for key in keys if key["AccessKeyId"] != planted_key_id],
+        "age_days": age,
+    }
+
+
+def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days=0, template=DEFAULT_TEMPLATE, iam_path="/",
+                   check_mode=False, now=None):
+    """Mint a second key for the placement's user, keeping the planted one, when the planted key is due.
+
+    Never creates a user and never refuses: a placement that does not hold its active key is reported
+    as not planted and left alone.  Keys the host does not hold are deleted, before the mint (a user
+    holds at most two); the mint is the last write, as in ``ensure_present``.
+    """
+    iam_path = check_iam_path(iam_path)
+    if max_age_days < 0:
+        raise IdentityError(f"max_age_days must be 0 or more, not {max_age_days}")
+    candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+    pid = placement.placement_id
+    planted_key_id = planted_key_id or ""
+    user_name, user = find_user(client, candidates, pid, planted_key_id)
+    result = dict(
+        _user_result(user_name, user, iam_path),
+        placement_id=pid, changed=False, minted=False, rotation=ROTATION_NOT_PLANTED, access_key_id=None, rotated_key_id=None,
+        key_age_days=None, deleted_access_key_ids=[], generation=0, mapping=None,
+    )
+    if user is None:
+        return result
+    tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
+    plan = plan_rotation_begin(list_keys(client, user_name), planted_key_id, max_age_days, now or datetime.datetime.now(datetime.timezone.utc))
+    result.update(
+        rotation=plan["rotation"],
+        key_age_days=None if plan["age_days"] is None else round(plan["age_days"], 3),
+        generation=_generation(tags) + (1 if plan["mint"] else 0),
+        mapping=canary_mapping.mapping_from_tags(tags),
+    )
+    result["deleted_access_key_ids"] = plan["orphans"]
+    if not plan["mint"]:
+        result.update(changed=bool(plan["orphans"]), access_key_id=planted_key_id if plan["rotation"] == ROTATION_NOT_DUE else None)
+    else:
+        result.update(changed=True, minted=True, rotated_key_id=planted_key_id)
+    if check_mode:
+        return result
+    for key_id in plan["orphans"]:
+        _delete_key(client, user_name, key_id)
+    if not plan["mint"]:
+        return result
+    # As on every mint: a key is never handed out by a user whose deny-all was removed.
+    _put_deny_all(client, user_name)
+    response = _call(client, "create_access_key", f"Failed to create an access key for IAM user {user_name}", UserName=user_name)
+    result["access_key_id"] = response["AccessKey"]["AccessKeyId"]
+    result["secret_access_key"] = response["AccessKey"]["SecretAccessKey"]
+    return result
+
+
+def plan_rotation_finish(placement: Placement, user, keys, planted_key_id, rotated_key_id) -> dict:
+    """Pure: which key survives a rotation and what the mapping records afterwards.
+
+    The key the host holds survives when it is an active key of the user; otherwise the old key does
+    (the host never took the new one).  The mapping advances only when the old key still existed, so
+    a repeated finish does not count the same rotation twice.
+    """
+    by_id = {key["AccessKeyId"]: key for key in keys}
+    if planted_key_id and by_id.get(planted_key_id, {}).get("Status") == "Active":
+        keep = planted_key_id
+    elif rotated_key_id in by_id:
+        keep = rotated_key_id
+    else:
+        raise IdentityError(
+            f"the IAM user of profile {placement.profile} in {placement.path} on {placement.host} holds neither the key the profile "
+            f"holds ({planted_key_id or 'none'}) nor the rotated key {rotated_key_id}; nothing was deleted"
+        )
+    current = canary_mapping.tags_list_to_dict((user or {}).get("Tags"))
+    generation = _generation(current)
+    tag_update = {}
+    if keep != rotated_key_id and rotated_key_id in by_id:
+        desired = canary_mapping.mapping_tags(placement.host, placement.path, placement.profile, placement.reminder, "",
+                                              placement.planted_by, generation)
+        tag_update = tags_to_update(current, desired)
+        generation += 1
+        planted_at = _utc_datetime(by_id[keep]["CreateDate"]).strftime("%Y-%m-%dT%H:%M:%SZ")
+        tag_update.update({canary_mapping.TAG_PLANTED_AT: planted_at, canary_mapping.TAG_GENERATION: str(generation)})
+    return {
+        "keep": keep,
+        "doomed": [key_id for key_id in by_id if key_id != keep],
+        "rotation": ROTATION_ROLLED_BACK if keep == rotated_key_id else ROTATION_COMPLETED,
+        "tag_update": tag_update,
+        "generation": generation,
+        "tags_after": dict(current, **tag_update),
+    }
+
+
+def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key_id="", template=DEFAULT_TEMPLATE, iam_path="/",
+                    check_mode=False):
+    """Keep the key the host holds (``planted_key_id``, as read back after the write) and delete the other one."""
+    iam_path = check_iam_path(iam_path)
+    if not rotated_key_id:
+        raise IdentityError("rotated_key_id is required to finish a rotation: it is the key the profile held before")
+    candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+    pid = placement.placement_id
+    user_name, user = find_user(client, candidates, pid, rotated_key_id)
+    if user is None:
+        user_name, user = find_user(client, candidates, pid, planted_key_id or "")
+    if user is None:
+        raise IdentityError(f"profile {placement.profile} in {placement.path} on {placement.host} has no canary IAM user; nothing to finish")
+    plan = plan_rotation_finish(placement, user, list_keys(client, user_name), planted_key_id or "", rotated_key_id)
+    result = dict(
+        _user_result(user_name, user, iam_path),
+        placement_id=pid, changed=bool(plan["doomed"] or plan["tag_update"]), minted=False, rotation=plan["rotation"],
+        access_key_id=plan["keep"], rotated_key_id=rotated_key_id, deleted_access_key_ids=plan["doomed"],
+        generation=plan["generation"], mapping=canary_mapping.mapping_from_tags(plan["tags_after"]),
+    )
+    if check_mode:
+        return result
+    for key_id in plan["doomed"]:
+        _delete_key(client, user_name, key_id)
+    if plan["tag_update"]:
+        _call(client, "tag_user", f"Failed to tag IAM user {user_name}", UserName=user_name, Tags=_tag_list(plan["tag_update"]))
     return result

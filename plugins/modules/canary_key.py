@@ -24,6 +24,8 @@ description:
     the module refuses and creates nothing.
   - With O(state=absent) the module deletes O(access_key_id) (or, without it, every key of the
     user) and then the user with its inline policies once it holds no key.
+  - With O(rotation) it rotates the key in two steps around the write to the host, so that the host always holds a
+    working key; see O(rotation) and the collection's C(docs/lifecycle.md).
   - User names look like ordinary service users. The default template V({host}-{purpose}) gives
     names such as C(web03-backup), made of the inventory host's short name and a purpose drawn from the
     placement. Two placements never share a user; see the collection's C(docs/canary_key.md).
@@ -101,6 +103,37 @@ options:
     type: str
     default: present
     choices: [present, absent]
+  user_name:
+    description:
+      - With O(state=absent), the IAM user to retire, as M(canarykeys.aws.canary_key_info) lists it, instead of the user
+        the placement's names lead to. The mapping tags hold sanitised values, which do not always give back the names.
+      - The user must carry the tag C(canarykeys:managed=true); any other user is refused.
+      - Ignored with O(state=present).
+    type: str
+  rotation:
+    description:
+      - With O(state=present), one of the two steps of a key rotation instead of the seed's ensure. Neither step ever
+        creates a user or refuses a profile.
+      - V(begin) mints a second key for the placement's user and keeps the planted one (O(planted_key_id)), when the
+        planted key is the user's active key and is at least O(max_age_days) days old. Other keys of the user (which no
+        file holds) are deleted first, since IAM allows two per user. RV(rotation) says V(started), V(not_due), or
+        V(not_planted) when the profile does not hold the placement's active key (nothing happens then).
+      - V(finish) runs after the new key was written and the profile read back. O(planted_key_id) is the key the profile
+        holds now and O(rotated_key_id) the key it held before (RV(rotated_key_id) of V(begin)). The key the profile holds
+        survives when it is an active key of the user, otherwise the old key does; the other key is deleted. When the new
+        key survives, the C(generation) tag increments and C(planted-at) records the new key's creation (RV(rotation) is
+        V(completed)); otherwise the mapping is unchanged (V(rolled_back)).
+    type: str
+    choices: [begin, finish]
+  max_age_days:
+    description:
+      - With O(rotation=begin), rotate only a planted key at least this many days old (fractions count). V(0) rotates any key.
+    type: int
+    default: 0
+  rotated_key_id:
+    description:
+      - With O(rotation=finish), the key the profile held before the rotation began. Required then.
+    type: str
   access_key_id:
     description:
       - With O(state=absent), delete only this key, and only if it belongs to this placement's user.
@@ -153,12 +186,46 @@ EXAMPLES = r"""
     state: absent
   delegate_to: localhost
 
+- name: Begin a rotation of a key at least 90 days old (mints a second key, keeps the planted one)
+  canarykeys.aws.canary_key:
+    host: "{{ inventory_hostname }}"
+    path: /home/deploy/.aws/credentials
+    profile: prod
+    planted_key_id: "{{ read_result.access_key_id | default('', true) }}"
+    rotation: begin
+    max_age_days: 90
+  delegate_to: localhost
+  no_log: true
+  register: rotation
+
+# ... write rotation.access_key_id into the profile, then read the profile back into confirmed ...
+
+- name: Finish the rotation (delete whichever key the profile does not hold)
+  canarykeys.aws.canary_key:
+    host: "{{ inventory_hostname }}"
+    path: /home/deploy/.aws/credentials
+    profile: prod
+    planted_key_id: "{{ confirmed.access_key_id | default('', true) }}"
+    rotated_key_id: "{{ rotation.rotated_key_id }}"
+    rotation: finish
+  delegate_to: localhost
+
 - name: Retire a placement (every key, then the user)
   canarykeys.aws.canary_key:
     host: web03.example.com
     path: /root/.aws/credentials
     profile: backup
     state: absent
+  delegate_to: localhost
+
+- name: Retire every canary that canary_key_info listed for a host, by user name
+  canarykeys.aws.canary_key:
+    host: "{{ item.mapping.host }}"
+    path: "{{ item.mapping.path }}"
+    profile: "{{ item.mapping.profile }}"
+    user_name: "{{ item.user_name }}"
+    state: absent
+  loop: "{{ estate.canaries }}"
   delegate_to: localhost
 """
 
@@ -207,6 +274,8 @@ access_key_id:
   description:
     - With O(state=present), the placement's active key after the call (the planted key, or the new one).
       Null in check mode when a key would be minted.
+    - With O(rotation=begin), the new key (null in check mode), or the planted key when it is not due.
+    - With O(rotation=finish), the key that survived.
     - With O(state=absent), the key the user still holds, or null.
   returned: always
   type: str
@@ -218,6 +287,24 @@ secret_access_key:
   returned: when a key was minted (never in check mode)
   type: str
   sample: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+rotation:
+  description:
+    - With O(rotation=begin), V(started) (a second key was minted, or in check mode would be), V(not_due) or V(not_planted).
+    - With O(rotation=finish), V(completed) (the new key survived) or V(rolled_back) (the old key survived).
+  returned: when O(rotation) is set
+  type: str
+  sample: started
+rotated_key_id:
+  description:
+    - The key the rotation replaces, to pass to O(rotation=finish) as O(rotated_key_id). Null when nothing was minted.
+  returned: when O(rotation) is set
+  type: str
+  sample: AKIAIOSFODNN7EXAMPLE
+key_age_days:
+  description: The age in days of the planted key; null when the profile does not hold the placement's key.
+  returned: when O(rotation=begin)
+  type: float
+  sample: 91.25
 deleted_access_key_ids:
   description: The keys deleted (in check mode, that would be deleted).
   returned: always
@@ -327,8 +414,16 @@ def main():
         iam_path=dict(type="str", default="/"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         access_key_id=dict(type="str", no_log=False),
+        rotation=dict(type="str", choices=["begin", "finish"]),
+        max_age_days=dict(type="int", default=0),
+        rotated_key_id=dict(type="str", no_log=False),
+        user_name=dict(type="str"),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_if=[("rotation", "finish", ["rotated_key_id"])],
+    )
     params = module.params
     placement = canary_identity.Placement(
         host=params["host"], path=params["path"], profile=params["profile"],
@@ -337,13 +432,20 @@ def main():
     try:
         # Naming is checked before the first AWS call, so a refused template or host creates nothing.
         canary_identity.check_iam_path(params["iam_path"])
-        canary_identity.candidate_names(placement.host, placement.path, placement.profile, params["user_name_template"])
+        if not (params["state"] == "absent" and params["user_name"]):
+            canary_identity.candidate_names(placement.host, placement.path, placement.profile, params["user_name_template"])
         client = iam_client(module)
         options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
-        if params["state"] == "present":
+        if params["rotation"] and params["state"] != "present":
+            raise canary_identity.IdentityError("rotation works with state=present only")
+        if params["rotation"] == "begin":
+            result = canary_identity.begin_rotation(client, placement, params["planted_key_id"] or "", params["max_age_days"], **options)
+        elif params["rotation"] == "finish":
+            result = canary_identity.finish_rotation(client, placement, params["planted_key_id"] or "", params["rotated_key_id"], **options)
+        elif params["state"] == "present":
             result = canary_identity.ensure_present(client, placement, params["planted_key_id"] or "", **options)
         else:
-            result = canary_identity.ensure_absent(client, placement, params["access_key_id"] or "", **options)
+            result = canary_identity.ensure_absent(client, placement, params["access_key_id"] or "", user_name=params["user_name"] or "", **options)
     except canary_identity.IdentityError as e:
         module.fail_json(msg=str(e))
     except canary_identity.IdentityAWSError as e:

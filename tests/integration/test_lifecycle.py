@@ -1,0 +1,292 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""rotate_canaries.yml, retire_canaries.yml and reconcile_canaries.yml on the SSH fleet against the local AWS.
+
+Every test seeds the fleet with the real seed playbook first.  What users judge the lifecycle on:
+after a rotation every host holds a new key that botocore, run as the file's owner on that host, uses
+as the placement's IAM user, the old keys are gone and nothing else in the files moved; a host lost
+between the mint and the write keeps its old, working key and no new key survives; a retirement
+removes exactly the targeted canaries; a reconciliation removes what was minted but never planted.
+
+Losing a host mid-rotation: a test-only callback plugin (written into the test's tmp dir, enabled
+through ANSIBLE_CALLBACK_PLUGINS) stops the host's sshd as soon as the mint task's result for that
+host arrives.  Ansible's linear strategy starts the next task (the write) only after every host's
+result of the current one is processed, so the host is down exactly between mint and write, with
+no hook in the product and no pause.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import configparser
+import difflib
+import json
+import pathlib
+import re
+
+import yaml
+
+from test_seed_playbook import PLAYBOOK as SEED
+from test_seed_playbook import assert_no_minted_secret_in, canary_users, placements, planted_secrets, preexisting_secrets, recap
+from tooling.fleet import home_inside
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
+ROTATE = "playbooks/rotate_canaries.yml"
+RETIRE = "playbooks/retire_canaries.yml"
+RECONCILE = "playbooks/reconcile_canaries.yml"
+MINT_TASK = "Mint a second key for each placement due, keeping the planted one"
+
+# Run as the file's owner on the host: which key botocore reads from the profile, and who AWS says it is.
+# A digest of the secret, never the secret: the test must not print what it checks.
+HOST_IDENTITY = (
+    "import boto3, hashlib, json, sys\n"
+    "session = boto3.Session(profile_name=sys.argv[1])\n"
+    "creds = session.get_credentials()\n"
+    "arn = session.client('sts').get_caller_identity()['Arn']\n"
+    "print(json.dumps({'key': creds.access_key, 'secret_sha256': hashlib.sha256(creds.secret_key.encode()).hexdigest(), 'arn': arn}))\n"
+)
+
+STOP_HOST_CALLBACK = '''
+from __future__ import annotations
+
+import os
+import sys
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+name: stop_host_after_task
+type: aggregate
+short_description: test only, takes a fleet host offline once a named task has run on it
+description: [test only]
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "stop_host_after_task"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self):
+        super().__init__()
+        sys.path.insert(0, os.environ["LIFECYCLE_TOOLING"])
+        from tooling.fleet import Fleet
+
+        self._fleet = Fleet.load(os.environ["LIFECYCLE_FLEET_DIR"])
+        self._task = os.environ["LIFECYCLE_STOP_AFTER_TASK"]
+        self._host = os.environ["LIFECYCLE_STOP_HOST"]
+
+    def _stop_after(self, result):
+        if result._host.get_name() == self._host and result._task.get_name().endswith(self._task):
+            self._fleet.stop_host(self._host)
+
+    def v2_runner_on_ok(self, result):
+        self._stop_after(result)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._stop_after(result)
+'''
+
+
+def credentials_path(user):
+    return f"{home_inside(user)}/.aws/credentials"
+
+
+def seed(fleet, run_playbook):
+    rc, output = run_playbook(SEED, fleet.inventory)
+    assert rc == 0, output[-3000:]
+
+
+def host_identity(fleet, aws, host, user, profile):
+    result = fleet.run_as(host, user, ["python3", "-c", HOST_IDENTITY, profile], env=aws.host_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def identities(fleet, aws, hosts_users_profiles):
+    """host_identity of many placements at once: each is a process inside its host, so they run side by side."""
+    items = list(hosts_users_profiles)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(zip(items, pool.map(lambda item: host_identity(fleet, aws, *item), items)))
+
+
+def placement_users(iam):
+    """{(host, path, profile): (user name, tags, [key ids])} of every canary in IAM."""
+    users = {}
+    for name, tags in canary_users(iam).items():
+        keys = [key["AccessKeyId"] for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
+        users[(tags["canarykeys:host"], tags["canarykeys:path"], tags["canarykeys:profile"])] = (name, tags, keys)
+    return users
+
+
+def iam_writes_since(aws, marker):
+    calls = [call for call in aws.calls()[marker:] if call["service"] == "iam"]
+    return [call for call in calls if not re.match(r"(Get|List|Describe|Generate)", call["action"] or "")]
+
+
+def said(output, text):
+    """Whether the run printed ``text``; the YAML callback folds long lines, so whitespace runs compare as one space."""
+    return " ".join(text.split()) in " ".join(output.split())
+
+
+def changed_lines(before, after):
+    return [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
+
+
+def test_rotation_replaces_every_key_and_a_rerun_changes_nothing(clean_fleet, aws, run_playbook):
+    fleet = clean_fleet
+    iam = aws.client("iam")
+    seed(fleet, run_playbook)
+    before = identities(fleet, aws, placements(fleet))
+    seeded_users = placement_users(iam)
+    files_before = {(h, u): (fleet.read_file(h, u), fleet.read_file(h, u, ".aws/config")) for h, u in fleet.homes()}
+    old_secrets = planted_secrets(fleet)
+
+    rc, output = run_playbook(ROTATE, fleet.inventory, {"max_age_days": 0}, ["--check"])
+    assert rc == 0, output[-3000:]
+    assert output.count("would") >= len(before) and not said(output, "rotated from")
+    assert placement_users(iam) == seeded_users
+    assert {(h, u): (fleet.read_file(h, u), fleet.read_file(h, u, ".aws/config")) for h, u in fleet.homes()} == files_before
+
+    rc, output = run_playbook(ROTATE, fleet.inventory, {"max_age_days": 0}, ["-vvvv", "--diff"])
+    assert rc == 0, output[-3000:]
+    users = placement_users(iam)
+    assert len(users) == len(before)
+    after = identities(fleet, aws, before)
+    for (host, user, profile), old in before.items():
+        path = credentials_path(user)
+        name, tags, keys = users[(host, path, profile)]
+        assert name == seeded_users[(host, path, profile)][0]
+        now = after[(host, user, profile)]
+        # The host holds a new key, the only key of its user, and AWS takes it as that user.
+        assert now["key"] != old["key"] and now["secret_sha256"] != old["secret_sha256"]
+        assert keys == [now["key"]]
+        assert now["arn"] == old["arn"] and now["arn"].endswith(f":user/{name}")
+        assert tags["canarykeys:generation"] == "2"
+        assert tags["canarykeys:planted-by"] == "Rotate canary AWS keys"
+        assert tags["canarykeys:planted-at"] >= seeded_users[(host, path, profile)][1]["canarykeys:planted-at"]
+        assert re.search(rf"{re.escape(host)}\s+{re.escape(path)}\s+{profile}\s+{name}\s+{now['key']}\s+rotated\s+from\s+{old['key']}", output)
+    # Only the canary profile's two key lines changed, in every file; config files not at all.
+    for (host, user), (credentials, config) in files_before.items():
+        assert fleet.read_file(host, user, ".aws/config") == config
+        if credentials is None:
+            assert fleet.read_file(host, user) is None
+            continue
+        changes = changed_lines(credentials, fleet.read_file(host, user))
+        canaries = sum(1 for h, u, _p in before if (h, u) == (host, user))
+        assert len(changes) == 4 * canaries, (host, user, changes)
+        assert all(re.match(r"[-+] aws_(access_key_id|secret_access_key) = ", line) for line in changes), (host, user)
+    assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))
+    assert not [secret for secret in old_secrets if secret in output]
+
+    # An immediate re-run with the default max_age_days (90) finds nothing due.
+    files_after = {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()}
+    marker = len(aws.calls())
+    rc, output = run_playbook(ROTATE, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    assert all(stats["changed"] == 0 for stats in recap(output).values()), recap(output)
+    assert iam_writes_since(aws, marker) == []
+    assert {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()} == files_after
+    assert said(output, "Nothing to rotate")
+
+
+def test_a_host_lost_between_mint_and_write_keeps_its_old_working_key(clean_fleet, aws, run_playbook, tmp_path, monkeypatch):
+    fleet = clean_fleet
+    iam = aws.client("iam")
+    seed(fleet, run_playbook)
+    lost = "laptop-bob"
+    login = fleet.host(lost).login_user
+    before = host_identity(fleet, aws, lost, login, "deploy")
+    seeded_users = placement_users(iam)
+
+    plugins = tmp_path / "callback_plugins"
+    plugins.mkdir()
+    (plugins / "stop_host_after_task.py").write_text(STOP_HOST_CALLBACK, encoding="utf-8")
+    for name, value in {
+        "ANSIBLE_CALLBACK_PLUGINS": str(plugins),
+        "ANSIBLE_CALLBACKS_ENABLED": "stop_host_after_task",
+        "LIFECYCLE_TOOLING": str(TESTS_DIR),
+        "LIFECYCLE_FLEET_DIR": str(fleet.dir),
+        "LIFECYCLE_STOP_AFTER_TASK": MINT_TASK,
+        "LIFECYCLE_STOP_HOST": lost,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    rc, output = run_playbook(ROTATE, fleet.inventory, {"max_age_days": 0})
+    assert rc != 0
+    stats = recap(output)
+    assert stats[lost]["failed"] == 1, stats
+    assert said(output, "was deleted and the profile keeps " + before["key"])
+    assert not fleet.is_up(lost), "the callback did not take the host down"
+
+    fleet.start_host(lost)
+    now = host_identity(fleet, aws, lost, login, "deploy")
+    assert now == before  # same key, same secret, and AWS still takes it as the placement's user
+    users = placement_users(iam)
+    key = (lost, credentials_path(login), "deploy")
+    name, tags, keys = users[key]
+    assert keys == [before["key"]], "a key the host never took survived"
+    assert tags == seeded_users[key][1], "a rolled back rotation changed the mapping"
+    # The hosts that stayed up rotated.
+    for (host, _path, _profile), (_name, tags, keys) in users.items():
+        if host != lost:
+            assert tags["canarykeys:generation"] == "2" and len(keys) == 1
+    assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))
+
+
+def test_reconcile_retire_and_purge(clean_fleet, aws, run_playbook, tmp_path):
+    fleet = clean_fleet
+    iam = aws.client("iam")
+    seed(fleet, run_playbook)
+    seeded = placement_users(iam)
+
+    # A host that died between mint and write: a second key of web01's deploy canary, never planted.
+    orphan_user = seeded[("web01", credentials_path("deploy"), "prod")][0]
+    orphan = iam.create_access_key(UserName=orphan_user)["AccessKey"]["AccessKeyId"]
+    # A run that died between creating a user and minting: a canary user without a key.
+    keyless_tags = dict(seeded[("web02", credentials_path("deploy"), "prod")][1])
+    keyless_tags.update({"canarykeys:path": "/home/ops/.aws/credentials", "canarykeys:placement": "0" * 20})
+    iam.create_user(UserName="web02-uploader", Tags=[{"Key": k, "Value": v} for k, v in keyless_tags.items()])
+
+    rc, output = run_playbook(RECONCILE, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    assert said(output, "key deleted: the profile holds another key") and said(output, "user deleted: no key at all")
+    after = placement_users(iam)
+    assert "web02-uploader" not in canary_users(iam)
+    assert {k: v[2] for k, v in after.items()} == {k: v[2] for k, v in seeded.items()}, "reconciliation touched a planted key"
+    assert orphan not in after[("web01", credentials_path("deploy"), "prod")][2]
+
+    # Retire two hosts: exactly their canary profiles and users go.
+    files_before = {(h, u): (fleet.read_file(h, u), fleet.read_file(h, u, ".aws/config")) for h, u in fleet.homes()}
+    retired = {"web02", "laptop-alice"}
+    rc, output = run_playbook(RETIRE, fleet.inventory, {"canary_target_hosts": ":".join(sorted(retired))})
+    assert rc == 0, output[-3000:]
+    remaining = placement_users(iam)
+    assert set(remaining) == {key for key in seeded if key[0] not in retired}
+    assert {k: v[2] for k, v in remaining.items()} == {k: v[2] for k, v in seeded.items() if k[0] not in retired}
+    # laptop-alice's files are back to what she had, byte for byte; web02's files hold no profile.
+    for (host, user, path), content in fleet.preexisting.items():
+        if host in retired:
+            assert fleet.read_file(host, user, path) == content, (host, user, path)
+    for user in ("deploy", "root"):
+        parser = configparser.RawConfigParser()
+        parser.read_string(fleet.read_file("web02", user) or "")
+        assert parser.sections() == []
+    for (host, user), files in files_before.items():
+        if host not in retired:
+            assert (fleet.read_file(host, user), fleet.read_file(host, user, ".aws/config")) == files, (host, user)
+
+    # laptop-bob leaves the inventory: purge_missing lists it, honours --check, then retires it.
+    inventory = yaml.safe_load(fleet.inventory.read_text(encoding="utf-8"))
+    del inventory["all"]["children"]["laptops"]["hosts"]["laptop-bob"]
+    smaller = tmp_path / "inventory-without-bob.yml"
+    smaller.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    rc, output = run_playbook(RETIRE, smaller, {"purge_missing": True}, ["--check"])
+    assert rc == 0, output[-3000:]
+    assert said(output, "1 canaries belong to hosts no longer in the inventory (check mode")
+    assert re.search(r"laptop-bob\s+/home/bob/\.aws/credentials\s+deploy\s+\S+\s+AKIA\w+\s+would", output)
+    assert placement_users(iam) == remaining
+    rc, output = run_playbook(RETIRE, smaller, {"purge_missing": True})
+    assert rc == 0, output[-3000:]
+    assert set(placement_users(iam)) == {key for key in remaining if key[0] != "laptop-bob"}
