@@ -317,10 +317,10 @@ def run(out: Output, victim: tuple) -> None:
         env = controller_env(aws)
         out.say("2. deploying the detection stack and 3. seeding the demo fleet, side by side")
         detection_vars = {
-            "canary_detection_webhook_url": sink.url("/generic"),
-            "canary_detection_webhook_format": "generic",
-            "canary_detection_webhook_secret": webhook_secret,
-            "canary_detection_lambda_build_dir": str(SANDBOX / "build"),
+            "detection_webhook_url": sink.url("/generic"),
+            "detection_webhook_format": "generic",
+            "detection_webhook_secret": webhook_secret,
+            "detection_lambda_build_dir": str(SANDBOX / "build"),
         }
         runs = {}
         for title, playbook, log, extra in (

@@ -102,9 +102,9 @@ def loop(fleet, tmp_path_factory):
             started = time.monotonic()
             results = run_side_by_side([
                 ("playbooks/deploy_detection.yml", fleet.inventory, {
-                    "canary_detection_webhook_url": sink.url("/generic"),
-                    "canary_detection_webhook_secret": webhook_secret,
-                    "canary_detection_lambda_build_dir": str(workdir / "build"),
+                    "detection_webhook_url": sink.url("/generic"),
+                    "detection_webhook_secret": webhook_secret,
+                    "detection_lambda_build_dir": str(workdir / "build"),
                 }),
                 ("playbooks/seed_canaries.yml", fleet.inventory, {}),
             ], playbook_env(aws, workdir / "controller-aws"), workdir)
