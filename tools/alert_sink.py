@@ -30,10 +30,11 @@ import importlib.util
 import json
 import os
 import pathlib
-import signal
 import sys
 import threading
 import time
+
+from tools.serve import serve_until_signalled
 
 LAMBDA_DIR = pathlib.Path(__file__).resolve().parents[1] / "lambda"
 SIGNATURE_HEADER = "X-Canary-Signature"
@@ -310,20 +311,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Receive canary alerts on 127.0.0.1 and print them.")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_args: stop.set())
 
     def show(item):
         sys.stdout.write(describe(item))
         sys.stdout.flush()
 
-    with AlertSink(port=args.port, secret=os.environ.get("CANARY_WEBHOOK_SECRET", ""), on_receive=show) as sink:
-        sys.stdout.write(f"alert sink listening: {sink.url('/generic')} (generic JSON), {sink.url('/slack')} (Slack)\n")
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
-    return 0
+    sink = AlertSink(port=args.port, secret=os.environ.get("CANARY_WEBHOOK_SECRET", ""), on_receive=show)
+    return serve_until_signalled(
+        sink, lambda running: f"alert sink listening: {running.url('/generic')} (generic JSON), {running.url('/slack')} (Slack)")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from tools.local_aws.operations import identify, is_read_only
+from tools.serve import serve_until_signalled
 
 DEFAULT_REGION = "us-east-1"
 # moto's default account; the operator's own (non-IAM) credentials act as its root.
@@ -430,15 +431,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=0, help="proxy port (default: a free one)")
     parser.add_argument("--record", action="store_true", help="enforce IAM auth and record CloudTrail events")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_args: stop.set())
-    with LocalAWS(port=args.port, record=args.record) as aws:
-        sys.stdout.write(aws.endpoint_url + "\n")
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
-    return 0
+    return serve_until_signalled(LocalAWS(port=args.port, record=args.record), lambda aws: aws.endpoint_url)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ cf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cf)
 
 KEY = "AKIA1111111111111111"
-SECRET = "S3CRETnew0000000000000000000000000000000"
+SECRET = "FAKEKYnew0000000000000000000000000000000"
 OLD_KEY = "AKIA2222222222222222"
-OLD_SECRET = "S3CRETold1111111111111111111111111111111"
+OLD_SECRET = "FAKEKYold1111111111111111111111111111111"
 FOREIGN_KEY = "AKIA9999999999999999"
-FOREIGN_SECRET = "S3CRETforeign999999999999999999999999999"
+FOREIGN_SECRET = "FAKEKYforeign999999999999999999999999999"
 
 FOREIGN = (
     "# managed by hand\n"
@@ -39,7 +39,7 @@ FOREIGN = (
     "; work account\n"
     "[work]\n"
     "aws_access_key_id : AKIA3333333333333333\n"
-    "aws_secret_access_key : S3CRETwork333333333333333333333333333333\n"
+    "aws_secret_access_key : FAKEKYwork333333333333333333333333333333\n"
     "s3 =\n"
     "    addressing_style = path\n"
     "    signature_version = s3v4\n"
@@ -226,8 +226,8 @@ def test_query_returns_key_ids_and_names_only():
     (b"aws_access_key_id = x\n[a]\n", "before the first [section]"),
     (b"[a]\nx=1\n[a]\n", "section [a] appears more than once"),
     (b"[a]\nx=1\nX = 2\n", "a setting appears more than once in section [a] (line 3)"),
-    (b"[a]\naws_secret_access_key S3CRETleak\n", "line 2 is neither"),
-    (b"[a]\ns3 =\n    S3CRETleak\n", "indented block under s3"),
+    (b"[a]\naws_secret_access_key FAKEKYleak\n", "line 2 is neither"),
+    (b"[a]\ns3 =\n    FAKEKYleak\n", "indented block under s3"),
     (b"\xef\xbb\xbf[a]\nx=1\n", "byte order mark"),
     (b"[a]\nx=\xff\n", "not UTF-8"),
 ])
@@ -243,17 +243,17 @@ def test_files_botocore_cannot_read_are_refused_with_a_reason_and_no_content(dat
                  lambda: cf.plan_absent(data, "F", "a", KEY)):
         with pytest.raises(cf.ParseError) as caught:
             call()
-        assert reason in str(caught.value) and "S3CRETleak" not in str(caught.value)
+        assert reason in str(caught.value) and "FAKEKYleak" not in str(caught.value)
 
 
 # ------------------------------------------------------------------------------ diff masking
 
 
 def test_masked_text_hides_every_secret_and_keeps_the_rest():
-    data = FOREIGN + "[t]\naws_session_token = S3CRETtokenpart1\n    S3CRETtokenpart2\n"
+    data = FOREIGN + "[t]\naws_session_token = FAKEKYtokenpart1\n    FAKEKYtokenpart2\n"
     doc = cf.IniDocument.from_bytes(data.encode(), "F")
     masked = doc.masked_text()
-    assert "S3CRET" not in masked
+    assert "FAKEKY" not in masked
     assert masked.count(cf.MASK) == 4
     assert FOREIGN_KEY in masked and "aws_secret_access_key   =   ********   \n" in masked
     assert len(masked.splitlines()) == len(data.splitlines())
@@ -413,7 +413,7 @@ def test_missing_directories_are_read_as_a_missing_file_and_only_the_last_is_cre
 
 _NAME = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=8)
 _PLAIN = st.text("abcdefghijklmnopqrstuvwxyz0123456789=:/#;._- ", max_size=12).map(str.strip)
-_SECRET_VALUE = st.text("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789+/", min_size=8, max_size=20).map(lambda s: "S3CRET" + s)
+_SECRET_VALUE = st.text("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789+/", min_size=8, max_size=20).map(lambda s: "FAKEKY" + s)
 _KEY_VALUE = st.text("0123456789", min_size=16, max_size=16).map(lambda s: "AKIA" + s)
 _SPACE = st.sampled_from(["", " ", "  ", "\t", " \t "])
 _COMMENT = st.builds(lambda indent, prefix, text: indent + prefix + text,
@@ -582,5 +582,5 @@ def test_property_remove_takes_the_section_and_one_blank_line_only(generated, da
 def test_property_masked_text_holds_no_secret(generated):
     original, _names = generated
     masked = cf.IniDocument.from_bytes(original, "F").masked_text()
-    assert "S3CRET" not in masked
+    assert "FAKEKY" not in masked
     assert len(cf.split_lines(masked)) == len(_lines(original))
