@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The full loop on the SSH fleet: seed, a user takes a planted profile, one alert names the host.
+"""The full loop on the SSH fleet: seed, a user takes a planted profile, one alert names the host;
+the estate report and the scheduled last-used detector see the same uses.
 
 The local AWS records CloudTrail (``LocalAWS(record=True)``: IAM enforced, every call signed by an
 IAM user's key written to the trail's log group and delivered to the subscription's Lambda, which is
@@ -10,11 +11,25 @@ pointed at a local sink; the fleet is seeded by ``playbooks/seed_canaries.yml``.
 then runs the real AWS CLI (``awscli`` from PyPI, the fleet's host tools) with the profile the seed
 planted in that user's own ~/.aws.  The time from the calls to the alert is printed (``-s``), not
 asserted: here delivery is forced right after the attack, on AWS it takes CloudTrail ~5 minutes.
+
+Every AWS CLI use is remembered on the module's ``Loop`` (``loop.used``), so the last two tests know
+which placements were used whichever of the tests ran before them; their own use comes from the
+``used`` fixture.  ``playbooks/report_canaries.yml`` then runs against the fleet's inventory and must
+list every planted placement and flag exactly the used ones, with the last use moto recorded for the
+key (moto sets it on every request signed with a known key).  Finally the schedule rule of the
+last-used detector is fired as EventBridge would (``LocalAWS.fire_schedules()``, which runs the
+deployed function from ``lambda/last_used_detector.py`` only if the role gave EventBridge the
+permission): one ``last-used`` alert per used key reaches the same signed webhook, and a second scan
+sends nothing.
 """
 
 from __future__ import annotations
 
 import configparser
+import csv
+import datetime
+import html.parser
+import io
 import json
 import os
 import pathlib
@@ -26,7 +41,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from test_seed_playbook import planted_secrets, preexisting_secrets, recap
+from test_seed_playbook import canary_users, planted_secrets, preexisting_secrets, recap
 from tooling.fleet import home_inside
 from tools.alert_sink import AlertSink
 from tools.local_aws.server import LocalAWS
@@ -36,6 +51,26 @@ BIN = pathlib.Path(sys.executable).parent
 # What anyone who finds an AWS key tries first, and the CloudTrail event names of those calls.
 ATTACK = (["sts", "get-caller-identity"], ["s3", "ls"], ["iam", "list-users"])
 EVENT_NAMES = ["GetCallerIdentity", "ListBuckets", "ListUsers"]
+# The ``used`` fixture's own use: one call in a region nothing else uses, so the report and the
+# last-used alert must carry this key's own service and region, not some other key's.
+QUIET_USE = (["sts", "get-caller-identity", "--region", "eu-north-1"],)
+REPORT_PLAYBOOK = "playbooks/report_canaries.yml"
+LAST_USED_RULE = "audit-key-last-used-schedule"
+
+
+@dataclass
+class Use:
+    """A placement used with the AWS CLI: where, and the CloudTrail record of its last call."""
+
+    host: str
+    user: str
+    profile: str
+    key_id: str
+    last_record: dict
+
+    @property
+    def path(self):
+        return f"{home_inside(self.user)}/.aws/credentials"
 
 
 @dataclass
@@ -43,8 +78,12 @@ class Loop:
     fleet: object
     aws: LocalAWS
     sink: AlertSink
+    env: dict
+    workdir: pathlib.Path
     # Everything the runs printed, for the secret check.
     outputs: list = field(default_factory=list)
+    # access key id -> Use, for every attack() so far in this module.
+    used: dict = field(default_factory=dict)
 
 
 def playbook_env(aws, controller_dir):
@@ -100,6 +139,7 @@ def loop(fleet, tmp_path_factory):
         # No background delivery: each attack is delivered as one batch by recorder.flush().
         with AlertSink(secret=webhook_secret) as sink, LocalAWS(record=True, delivery_interval=3600) as aws:
             started = time.monotonic()
+            env = playbook_env(aws, workdir / "controller-aws")
             results = run_side_by_side([
                 ("playbooks/deploy_detection.yml", fleet.inventory, {
                     "detection_webhook_url": sink.url("/generic"),
@@ -107,7 +147,7 @@ def loop(fleet, tmp_path_factory):
                     "detection_lambda_build_dir": str(workdir / "build"),
                 }),
                 ("playbooks/seed_canaries.yml", fleet.inventory, {}),
-            ], playbook_env(aws, workdir / "controller-aws"), workdir)
+            ], env, workdir)
             sys.stdout.write(f"\n[end to end] detection deployed and fleet seeded, side by side, in {time.monotonic() - started:.0f} s\n")
             for playbook, (rc, output) in results.items():
                 assert rc == 0, f"{playbook}:\n{output[-4000:]}"
@@ -115,7 +155,7 @@ def loop(fleet, tmp_path_factory):
             aws.recorder.flush()
             # The operator's deploy and seed calls are not IAM users' calls: nothing to alert on yet.
             assert sink.received() == [] and aws.recorder.records() == []
-            yield Loop(fleet, aws, sink, [output for _rc, output in results.values()])
+            yield Loop(fleet, aws, sink, env, workdir, [output for _rc, output in results.values()])
     finally:
         fleet.restore()
 
@@ -126,21 +166,25 @@ def planted_key(fleet, host, user, profile):
     return parser[profile]["aws_access_key_id"]
 
 
-def attack(loop, host, user, profile):
+def attack(loop, host, user, profile, commands=ATTACK):
     """``user`` on ``host`` runs the AWS CLI with the profile the seed planted in its own ~/.aws."""
     loop.sink.clear()
     marker = len(loop.aws.recorder.records())
+    key_id = planted_key(loop.fleet, host, user, profile)
     first = time.time()
-    results = [loop.fleet.aws_cli(host, user, *args, "--profile", profile, endpoint_url=loop.aws.endpoint_url) for args in ATTACK]
+    results = [loop.fleet.aws_cli(host, user, *args, "--profile", profile, endpoint_url=loop.aws.endpoint_url) for args in commands]
     last = time.time()
     loop.outputs += [result.stdout + result.stderr for result in results]
     loop.aws.recorder.flush()
+    records = [record for record in loop.aws.recorder.records()[marker:] if record["userIdentity"].get("accessKeyId") == key_id]
+    if records:
+        loop.used[key_id] = Use(host, user, profile, key_id, records[-1])
     # The handler posts inside flush(); the wait only covers a slow sink thread.
     alerts = [item for item in loop.sink.wait(lambda item: item.alert is not None, timeout=10) if item.alert is not None]
     if alerts:
         arrived = alerts[0].received_at
         sys.stdout.write(f"\n[end to end] {host} {home_inside(user)}/.aws/credentials [{profile}]: alert {arrived - first:.2f} s after the "
-                         f"first call, {arrived - last:.2f} s after the last (3 AWS CLI calls in {last - first:.1f} s; delivery "
+                         f"first call, {arrived - last:.2f} s after the last ({len(commands)} AWS CLI calls in {last - first:.1f} s; delivery "
                          "forced by recorder.flush(), on AWS CloudTrail takes ~5 min)\n")
     return results, alerts, loop.aws.recorder.records()[marker:]
 
@@ -183,7 +227,7 @@ def test_a_planted_profile_used_raises_one_alert_naming_its_host_and_file(loop):
     assert len(iam_user) == 1 and {record["userIdentity"]["accessKeyId"] for record in records} == {key_id}
     assert_cli_saw_a_denied_canary(results, iam_user.pop())
     assert [d["error"] for d in loop.aws.recorder.deliveries() if d["error"]] == []
-    # Exactly one alert, for this key: none for the other six canaries of the fleet.
+    # Exactly one alert, for this key: none for the other five canaries of the fleet.
     assert len(alerts) == 1, [item.alert for item in alerts]
     assert len(loop.sink.received()) == 1
     assert_alert_names(alerts[0], host, user, profile, key_id)
@@ -199,4 +243,215 @@ def test_an_attack_from_another_hosts_file_names_that_host(loop):
     assert len(alerts) == 1, [item.alert for item in alerts]
     assert_alert_names(alerts[0], host, user, profile, key_id)
     assert alerts[0].alert["host"] != "web01"
+    assert_no_secret_printed(loop)
+
+
+# -- the estate report and the scheduled last-used detector ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def used(loop):
+    """A placement used with the AWS CLI by this fixture, on top of what earlier tests used: ``loop.used``.
+
+    The report and detector tests depend on this, never on the tests above having run first.
+    """
+    host, user, profile = "web02", "root", "backup"
+    results, alerts, _records = attack(loop, host, user, profile, commands=QUIET_USE)
+    assert results[0].returncode == 0, results[0].stderr
+    key_id = planted_key(loop.fleet, host, user, profile)
+    assert key_id in loop.used and loop.used[key_id].last_record["awsRegion"] == "eu-north-1"
+    assert [item.alert["access_key_id"] for item in alerts] == [key_id]
+    return loop.used
+
+
+def planted_placements(fleet):
+    """{key id: (host, file, profile)} of every profile in the fleet's files that the fleet did not start with."""
+    preexisting = set()
+    for text in fleet.preexisting.values():
+        parser = configparser.RawConfigParser()
+        parser.read_string(text)
+        preexisting |= {parser[section].get("aws_access_key_id") for section in parser.sections()}
+    planted = {}
+    for host, user in fleet.homes():
+        text = fleet.read_file(host, user)
+        if not text:
+            continue
+        parser = configparser.RawConfigParser()
+        parser.read_string(text)
+        for profile in parser.sections():
+            key_id = parser[profile].get("aws_access_key_id")
+            if key_id and key_id not in preexisting:
+                planted[key_id] = (host, f"{home_inside(user)}/.aws/credentials", profile)
+    return planted
+
+
+def iam_placements(aws):
+    """{key id: (host, file, profile, IAM user)} of every canary user in IAM, each with its one key."""
+    iam = aws.client("iam", direct=True)
+    placements = {}
+    for user_name, tags in canary_users(iam).items():
+        keys = [key["AccessKeyId"] for key in iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]]
+        assert len(keys) == 1, (user_name, keys)
+        placements[keys[0]] = (tags["canarykeys:host"], tags["canarykeys:path"], tags["canarykeys:profile"], user_name)
+    return placements
+
+
+def moto_last_use(aws, key_id):
+    """(date, service, region) of the key's last use as IAM (moto) answers it; date None when never used."""
+    record = aws.client("iam", direct=True).get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
+    date = record.get("LastUsedDate")
+    return (date.astimezone(datetime.timezone.utc) if date else None), record.get("ServiceName"), record.get("Region")
+
+
+class HtmlRows(html.parser.HTMLParser):
+    """(class, [cell texts]) of every row of the report's HTML table body."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._in_body, self._cell = [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tbody":
+            self._in_body = True
+        elif self._in_body and tag == "tr":
+            self.rows.append((dict(attrs).get("class") or "", []))
+        elif self._in_body and tag == "td":
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_body = False
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1][1].append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+MARKDOWN_COLUMNS = ("flags", "host", "path", "profile", "iam_user", "key_id", "status", "age_days", "last_used", "service", "region")
+
+
+def markdown_rows(markdown):
+    """The cells of every row of the Markdown table (header and separator left out)."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Flags |")]
+    return [[cell.strip().strip("`") for cell in line.strip().strip("|").split("|")] for line in lines]
+
+
+def assert_csv_report(text, in_iam, expected_use, used):
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(row["access_key_id"] for row in rows) == sorted(in_iam)
+    for row in rows:
+        key_id = row["access_key_id"]
+        assert (row["host"], row["file"], row["profile"], row["iam_user"]) == in_iam[key_id], row
+        assert row["in_inventory"] == "yes" and row["key_status"] == "Active" and row["key_count"] == "1"
+        date, service, region = expected_use[key_id]
+        if key_id in used:
+            assert row["used"] == "USED", row
+            # The report keeps whole seconds of IAM's time.
+            assert datetime.datetime.fromisoformat(row["last_used"]) == date.replace(microsecond=0), (row["last_used"], date)
+            assert (row["last_used_service"], row["last_used_region"]) == (service, region)
+        else:
+            assert (row["used"], row["last_used"], row["last_used_service"], row["last_used_region"]) == ("", "never", "", ""), row
+
+
+def assert_markdown_report(markdown, planted, expected_use, used):
+    table = [dict(zip(MARKDOWN_COLUMNS, cells)) for cells in markdown_rows(markdown)]
+    assert sorted(row["key_id"] for row in table) == sorted(planted)
+    for row in table:
+        assert (row["host"], row["path"], row["profile"]) == planted[row["key_id"]]
+        if row["key_id"] in used:
+            assert (row["flags"], row["service"], row["region"]) == ("USED", *expected_use[row["key_id"]][1:])
+        else:
+            assert (row["flags"], row["last_used"], row["service"], row["region"]) == ("", "never", "-", "-")
+    head = markdown.split("| Flags |")[0]
+    assert f"**USED: {len(used)} canary placement(s) have been used." in head
+    for use in used.values():
+        _date, service, region = expected_use[use.key_id]
+        assert f"- **USED** {use.host} `{use.path}` [{use.profile}], key `{use.key_id}`, " in head
+        assert f"({service}, {region})" in head
+    assert "NOT IN INVENTORY" not in markdown
+
+
+def assert_html_report(page, planted, used):
+    parser = HtmlRows()
+    parser.feed(page)
+    assert sorted(cells[5] for _css, cells in parser.rows) == sorted(planted)
+    assert sorted(cells[5] for css, cells in parser.rows if css == "used") == sorted(used)
+    assert all(cells[8] == "never" for css, cells in parser.rows if css != "used")
+
+
+def test_report_lists_every_placement_and_flags_exactly_the_used_ones(loop, used):
+    planted = planted_placements(loop.fleet)
+    in_iam = iam_placements(loop.aws)
+    # The seed's placements (2 per webserver, 1 per laptop), each in IAM with the key its file holds.
+    assert len(planted) == 2 * len(loop.fleet.webservers) + len(loop.fleet.laptops)
+    assert {key_id: placement[:3] for key_id, placement in in_iam.items()} == planted
+    assert set(used) < set(planted)
+    expected_use = {key_id: moto_last_use(loop.aws, key_id) for key_id in planted}
+    # moto recorded the last call of each used key (its own service and region), and nothing for the others.
+    for key_id, (date, service, region) in expected_use.items():
+        if key_id in used:
+            record = used[key_id].last_record
+            assert date is not None and (service, region) == (record["eventSource"].split(".")[0], record["awsRegion"]), key_id
+        else:
+            assert date is None, (key_id, planted[key_id])
+
+    reports = loop.workdir / "reports"
+    results = run_side_by_side([(REPORT_PLAYBOOK, loop.fleet.inventory, {"report_dir": str(reports)})], loop.env, loop.workdir)
+    rc, output = results[REPORT_PLAYBOOK]
+    loop.outputs.append(output)
+    assert rc == 0, output[-4000:]
+    assert set(recap(output)) == {"localhost"}, "the report contacted a host"
+    assert f"USED: {len(used)} canary key(s) used, on " in output
+    assert all(use.host in output for use in used.values()) and "NOT IN INVENTORY" not in output
+
+    assert sorted(path.name for path in reports.iterdir()) == ["canary_estate.csv", "canary_estate.html", "canary_estate.md"]
+    assert_csv_report((reports / "canary_estate.csv").read_text(), in_iam, expected_use, used)
+    assert_markdown_report((reports / "canary_estate.md").read_text(), planted, expected_use, used)
+    assert_html_report((reports / "canary_estate.html").read_text(), planted, used)
+    loop.outputs += [path.read_text(errors="replace") for path in sorted(reports.iterdir())]
+    assert_no_secret_printed(loop)
+
+
+def test_the_scheduled_detector_alerts_once_per_used_key_then_stays_quiet(loop, used):
+    planted = planted_placements(loop.fleet)
+    loop.aws.recorder.flush()
+    loop.sink.clear()
+
+    # As EventBridge when the schedule comes due; every region, as a misplaced rule would be missed otherwise.
+    fired = loop.aws.fire_schedules()
+
+    # Only the detector's rule is a schedule (the fast path is off); the role gave EventBridge its permission.
+    assert [(entry["rule"], entry["error"]) for entry in fired] == [(LAST_USED_RULE, None)]
+    [scan] = fired
+    assert scan["destination"].endswith(":function:audit-key-last-used")
+    assert scan["event"]["detail-type"] == "Scheduled Event" and scan["event"]["resources"] == [scan["rule_arn"]]
+    assert (scan["result"]["canaries"], scan["result"]["alerts"], scan["result"]["recorded"]) == (len(planted), len(used), len(used))
+    # The handler posts inside the invocation: everything it sent has arrived.
+    received = loop.sink.received()
+    assert all(item.path == "/generic" and item.signature_ok is True for item in received), [item.path for item in received]
+    alerts = [item.alert for item in received]
+    assert sorted(alert["access_key_id"] for alert in alerts) == sorted(used), "one last-used alert per used key, none for the others"
+    for alert in alerts:
+        use = used[alert["access_key_id"]]
+        date, service, region = moto_last_use(loop.aws, use.key_id)
+        assert (alert["alert"], alert["detector"], alert["count"]) == ("canary", "last-used", 1)
+        assert (alert["host"], alert["path"], alert["profile"]) == (use.host, use.path, use.profile)
+        assert alert["iam_user"] == use.last_record["userIdentity"]["userName"]
+        [event] = alert["events"]
+        assert datetime.datetime.fromisoformat(event["eventTime"]) == date == datetime.datetime.fromisoformat(alert["last_seen"])
+        assert (event["eventSource"], event["awsRegion"]) == (f"{service}.amazonaws.com", region)
+    loop.outputs += [item.body.decode("utf-8", "replace") for item in received] + [json.dumps(fired, default=str)]
+    # The detector's own IAM calls are the operator's: nothing for the CloudTrail detector to report.
+    loop.aws.recorder.flush()
+    assert len(loop.sink.received()) == len(used)
+
+    # The next scan finds every use already reported (the tag on each canary): no alert at all.
+    loop.sink.clear()
+    [again] = loop.aws.fire_schedules()
+    assert again["error"] is None and (again["result"]["alerts"], again["result"]["used_keys"]) == (0, len(used))
+    loop.aws.recorder.flush()
+    assert loop.sink.received() == []
     assert_no_secret_printed(loop)

@@ -21,8 +21,13 @@ CloudTrail records and does what AWS would do next:
    environment variables from moto.  Events that clients put into a log group through the proxy
    are delivered the same way, so tests can feed hand-made CloudTrail records.
 
+4. ``fire_schedules()`` does what EventBridge does when a schedule comes due, which moto never does:
+   every ENABLED rule with a ScheduleExpression runs its Lambda targets once, with EventBridge's
+   ``Scheduled Event`` payload, through the same in-process Lambda as the deliveries, provided the
+   function's resource-based policy lets ``events.amazonaws.com`` invoke it for that rule.
+
 The recorder decides nothing about alerts: it delivers what matches the filter and reports what the
-handler returned or raised (``deliveries()``).
+handler returned or raised (``deliveries()``, ``fired()``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from tools.local_aws import cloudtrail
+from tools.local_aws import cloudtrail, eventbridge
 from tools.local_aws.filter_pattern import FilterPattern, PatternSyntaxError, UnsupportedPattern
 
 LOGGER = logging.getLogger("canarykeys.local_aws")
@@ -208,6 +213,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         self._sequence = itertools.count()
         self._records = []
         self._deliveries = []
+        self._fired = []
         self._unmodelled = []
         self._problems = []
 
@@ -246,6 +252,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             self._owners.clear()
             self._records.clear()
             self._deliveries.clear()
+            self._fired.clear()
             self._unmodelled.clear()
             self._problems.clear()
 
@@ -265,6 +272,11 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         """Every handler invocation: filter, destination, event (the payload), result or error."""
         with self._lock:
             return list(self._deliveries)
+
+    def fired(self) -> list[dict]:
+        """Every scheduled target ``fire_schedules()`` ran or refused: rule, destination, event, result or error."""
+        with self._lock:
+            return list(self._fired)
 
     def unmodelled(self) -> list[tuple]:
         """(service, operation) of recorded calls whose fields come from the generic derivation."""
@@ -570,3 +582,85 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
+
+    # -- schedules ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _regions() -> list[str]:
+        import boto3  # pylint: disable=import-outside-toplevel
+
+        # EventBridge's regions as botocore's endpoint data lists them (the aws partition).
+        return boto3.session.Session().get_available_regions("events")
+
+    def fire_schedules(self, regions=None) -> list[dict]:
+        """Run every due scheduled target once, as EventBridge would; returns one entry per target.
+
+        In each region (default: every region of EventBridge), every rule of the default bus that has a
+        ScheduleExpression and is ENABLED: each Lambda target gets EventBridge's ``Scheduled Event``
+        (or the target's constant ``Input``) through the same in-process Lambda as the subscription
+        deliveries, but only if the function's resource-based policy lets ``events.amazonaws.com``
+        invoke it for that rule; without that permission AWS's invocation fails, so the entry gets an
+        error and the function does not run.  ``handler=`` of LocalAWS stands in for the subscription's
+        destination only: schedules always run their target's code.
+        """
+        with self._lock:
+            fired = []
+            for region in regions or self._regions():
+                events = self._client("events", region)
+                for page in events.get_paginator("list_rules").paginate():
+                    for rule in page.get("Rules", []):
+                        # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS exists for event patterns only.
+                        if not rule.get("ScheduleExpression") or rule.get("State") != "ENABLED":
+                            continue
+                        params = {"Rule": rule["Name"], "EventBusName": rule.get("EventBusName") or "default"}
+                        for targets in events.get_paginator("list_targets_by_rule").paginate(**params):
+                            for target in targets.get("Targets", []):
+                                fired.append(self._fire(region, rule, target))
+            self._fired.extend(fired)
+            return fired
+
+    def _fire(self, region: str, rule: dict, target: dict) -> dict:
+        destination = target.get("Arn", "")
+        event = eventbridge.scheduled_event(self._aws.account_id, region, rule["Arn"])
+        entry = {"rule": rule["Name"], "rule_arn": rule["Arn"], "region": region, "target": target.get("Id"),
+                 "destination": destination, "event": event, "result": None, "error": None}
+        try:
+            entry["event"] = eventbridge.target_input(target, event)
+        except ValueError as exc:  # NotModelled, or an Input that is not JSON (EventBridge refuses those)
+            entry["error"] = str(exc)
+            self._problems.append(f"rule {rule['Name']}: {exc}")
+            return entry
+        if ":lambda:" not in destination:
+            entry["error"] = f"target {destination} of rule {rule['Name']} is not a Lambda function: not modelled"
+            self._problems.append(entry["error"])
+            return entry
+        try:
+            policy = self._function_policy(destination)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # Unreadable is not permitted: the entry says why, and the other targets still fire.
+            entry["error"] = f"reading the resource-based policy of {destination}: {type(exc).__name__}: {exc}"
+            return entry
+        if not eventbridge.invoke_permitted(policy, rule["Arn"], self._aws.account_id):
+            # What AWS does: the invocation fails (the rule's FailedInvocations metric), the function never runs.
+            entry["error"] = (f"the resource-based policy of {destination} does not let {eventbridge.EVENTS_PRINCIPAL} "
+                              f"invoke it for {rule['Arn']}: not invoked")
+            LOGGER.warning("%s", entry["error"])
+            return entry
+        try:
+            entry["result"] = self._invoke_lambda(destination, entry["event"])
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # As for deliveries: a failing function is a finding for the caller, not a crash of the fire.
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            LOGGER.warning("scheduled target %s raised %s", destination, entry["error"])
+        return entry
+
+    def _function_policy(self, function_arn: str) -> str | None:
+        """The function's resource-based policy (JSON), or None when it has none."""
+        import botocore.exceptions  # pylint: disable=import-outside-toplevel
+
+        try:
+            return self._client("lambda", function_arn.split(":")[3]).get_policy(FunctionName=function_arn)["Policy"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise

@@ -14,7 +14,8 @@ wire is what lets tests prove "a re-run makes no IAM write" without trusting the
 With ``record=True`` the proxy also feeds the CloudTrail recorder (``tools/local_aws/recorder.py``):
 moto enforces IAM authorisation, canary keys are denied as on AWS, and every call signed by an IAM
 user's key becomes a CloudTrail record delivered through the trail's log group subscription to the
-alert handler.  See docs/local_aws.md.
+alert handler; ``fire_schedules()`` runs the Lambda targets of scheduled EventBridge rules, which moto
+stores but never fires.  See docs/local_aws.md.
 
 CLI: ``python -m tools.local_aws.server [--port N] [--record]`` prints the endpoint URL on one line
 and serves until SIGTERM or SIGINT.
@@ -389,6 +390,15 @@ class LocalAWS:
         env = self.operator_env()
         return boto3.client(service, endpoint_url=self.moto_url if direct else self.endpoint_url, region_name=region,
                             aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+    def fire_schedules(self, regions=None) -> list[dict]:
+        """Run every enabled scheduled rule's Lambda targets once, as EventBridge would (``record=True`` only).
+
+        See ``Recorder.fire_schedules``; the entries are also kept in ``recorder.fired()``.
+        """
+        if self.recorder is None:
+            raise RuntimeError("firing schedules runs the targets' Lambda code, which needs LocalAWS(record=True)")
+        return self.recorder.fire_schedules(regions)
 
     # -- the call log ------------------------------------------------------------------------------
 
