@@ -55,6 +55,7 @@ molecule: setup system-deps
 
 bench: setup system-deps
 	$(BIN)/python benchmarks/bench_seed.py
+	$(BIN)/python benchmarks/bench_rotate.py
 	$(BIN)/python benchmarks/bench_alert_handler.py
 	$(BIN)/python benchmarks/bench_canary_key_info.py
 

@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: rotating every canary of N SSH hosts against the seed benchmark's static-copy baseline.
+
+    .venv/bin/python benchmarks/bench_rotate.py [--hosts 50] [--forks 20] [--no-check-mode] [--profile]
+
+After a warm-up baseline run, the fleet is seeded once with seed_canaries.yml (timed, for reference
+only).  Then, in this order so that the machine's noise falls on both sides: baseline, rotate every
+placement (max_age_days=0), baseline, rotate again with max_age_days=90 (nothing is due, so a no-op),
+rotate --check (max_age_days=0), baseline.  The baseline is benchmarks/baseline_copy.yml copying its static file
+into a fresh ~/.aws-baseline of every placement's user (the planted files stay where they are): the
+same work as the first-run baseline of bench_seed.py.  Ratios are to the mean of the baselines.
+IAM calls are counted at the wire by the local AWS proxy, per placement and by action.
+
+Before the figures are believed, the fleet is checked against IAM (directly, not counted): every
+placement's profile holds a new key that is its IAM user's only key, active, with a new secret (by
+digest; no secret is ever printed) and the generation tag advanced by one; no key of the seed
+survives; the no-op and the check run changed nothing.  Exits 1 if not.
+Targets (issue 5): re-run with nothing due and --check make no IAM write.  Needs root (the fleet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import dataclasses
+import hashlib
+import statistics
+import subprocess
+
+from _fleet_bench import BASELINE, ROTATE, SEED, fleet_size, fleet_with_local_aws, iam_calls, run
+
+BASELINE_DIR = ".aws-baseline"
+GENERATION_TAG = "canarykeys:generation"
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """One canary as IAM and the host's file see it; the secret only as a digest."""
+    user_name: str
+    keys: tuple  # ((access key id, status), ...) in IAM
+    generation: str
+    planted_key_id: str | None
+    planted_secret_sha256: str | None
+
+
+def wipe_baseline_dirs(fleet):
+    for host in fleet.hosts.values():
+        for user in (*host.users, "root"):
+            path = fleet.outside_path(host.name, user, BASELINE_DIR)
+            subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+
+
+def planted(fleet, host, path, profile):
+    """(access key id, sha256 of the secret) in a profile of a host's file, read from outside the host."""
+    text = fleet.read_file(host, "root", path)
+    parser = configparser.RawConfigParser()
+    if text:
+        parser.read_string(text)
+    if not parser.has_section(profile):
+        return None, None
+    secret = parser[profile].get("aws_secret_access_key")
+    return parser[profile].get("aws_access_key_id"), hashlib.sha256(secret.encode()).hexdigest() if secret else None
+
+
+def estate(fleet, iam):
+    """{(host, path, profile): Placement} of every canary user, from IAM and the fleet's files."""
+    placements = {}
+    for page in iam.get_paginator("list_users").paginate():
+        for user in page["Users"]:
+            name = user["UserName"]
+            tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=name)["Tags"]}
+            if tags.get("canarykeys:managed") != "true":
+                continue
+            where = (tags["canarykeys:host"], tags["canarykeys:path"], tags["canarykeys:profile"])
+            keys = tuple(sorted((k["AccessKeyId"], k["Status"]) for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]))
+            placements[where] = Placement(name, keys, tags.get(GENERATION_TAG, ""), *planted(fleet, *where))
+    return placements
+
+
+def check_planted(state, count):
+    """Problems with an estate where every placement should hold its user's only, active key."""
+    problems = [] if len(state) == count else [f"{len(state)} canaries in IAM, {count} placements expected"]
+    for where, p in sorted(state.items()):
+        if p.keys != ((p.planted_key_id, "Active"),):
+            problems.append(f"{where}: the profile holds {p.planted_key_id}, IAM user {p.user_name} has {p.keys}")
+        if not p.planted_secret_sha256:
+            problems.append(f"{where}: no secret in the profile")
+    return problems
+
+
+def check_rotated(seeded, rotated, count):
+    """Problems with the estate after a rotation of every placement of ``seeded``."""
+    problems = check_planted(rotated, count)
+    old_keys = {p.planted_key_id for p in seeded.values()}
+    survivors = old_keys & {key for p in rotated.values() for key, _status in p.keys}
+    if survivors:
+        problems.append(f"{len(survivors)} keys of the seed still exist in IAM")
+    for where, before in sorted(seeded.items()):
+        after = rotated.get(where)
+        if after is None:
+            problems.append(f"{where}: canary gone after the rotation")
+            continue
+        if after.planted_key_id == before.planted_key_id or after.planted_secret_sha256 == before.planted_secret_sha256:
+            problems.append(f"{where}: not rotated (still {before.planted_key_id})")
+        if not (before.generation.isdigit() and after.generation == str(int(before.generation) + 1)):
+            problems.append(f"{where}: generation {before.generation!r} -> {after.generation!r}, expected one more")
+    return problems
+
+
+def iam_summary(label, aws, mark, placements):
+    total, writes, by_action = iam_calls(aws, mark)
+    target = ", target 0 writes" if label in ("rotate, none due", "rotate --check") else ""
+    return (f"  {label:<18} {total / placements:.2f} per placement ({total} calls: {writes} writes, {total - writes} reads{target})\n"
+            f"  {'':<18} by action {dict(sorted(by_action.items()))}")
+
+
+def profile_summary(output):
+    """The task-time summary profile_tasks prints at the end of a run."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if set(line.strip()) == {"="}]
+    return "\n".join("    " + line for line in lines[starts[-1] + 1:] if line.strip()) if starts else "    (no profile_tasks summary)"
+
+
+def main():  # pylint: disable=too-many-locals,too-many-statements
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--forks", type=int, default=20)
+    parser.add_argument("--no-check-mode", dest="check_mode", action="store_false", help="skip the rotate --check run")
+    parser.add_argument("--profile", action="store_true",
+                        help="enable ansible.posix.profile_tasks in every run and print the task times of the rotation runs")
+    args = parser.parse_args()
+    placements = fleet_size(args.hosts)[2]
+    times, iam, changed, profiles = {}, {}, {}, {}
+    with fleet_with_local_aws(args.hosts, "bench-rotate-") as (fleet, inventory, aws, env):
+        if args.profile:
+            env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+        direct_iam = aws.client("iam", direct=True)
+        baseline_args = ("-e", f"baseline_dir={BASELINE_DIR}")
+
+        def timed(name, playbook, *extra):
+            if playbook == BASELINE:
+                wipe_baseline_dirs(fleet)
+            mark = len(aws.calls())
+            result = run(playbook, inventory, env, args.forks, *extra)
+            times.setdefault(name, []).append(result.elapsed)
+            changed[name] = result.changed
+            iam[name] = iam_summary(name, aws, mark, placements)
+            profiles[name] = profile_summary(result.output)
+            print(f"  ... {name}: {result.elapsed:.1f}s", flush=True)
+
+        # Warm-up: SSH control sockets and Python bytecode caches.
+        run(BASELINE, inventory, env, args.forks, *baseline_args)
+        timed("seed", SEED)
+        seeded = estate(fleet, direct_iam)
+        problems = [f"after the seed: {p}" for p in check_planted(seeded, placements)]
+        if problems:
+            raise SystemExit("the seed did not plant every placement:\n" + "\n".join(problems))
+
+        timed("baseline", BASELINE, *baseline_args)
+        timed("rotate", ROTATE, "-e", "max_age_days=0")
+        rotated = estate(fleet, direct_iam)
+        timed("baseline", BASELINE, *baseline_args)
+        timed("rotate, none due", ROTATE, "-e", "max_age_days=90")
+        if args.check_mode:
+            timed("rotate --check", ROTATE, "--check", "-e", "max_age_days=0")
+        timed("baseline", BASELINE, *baseline_args)
+        final = estate(fleet, direct_iam)
+
+    problems = check_rotated(seeded, rotated, placements)
+    if final != rotated:
+        moved = sorted(where for where in set(final) | set(rotated) if final.get(where) != rotated.get(where))
+        problems.append(f"the no-op and check runs changed {len(moved)} placements, e.g. {moved[:3]}")
+
+    base = statistics.mean(times["baseline"])
+    print(f"baseline copy: {', '.join(f'{t:.1f}s' for t in times['baseline'])} (mean {base:.1f}s)")
+    for name in ("seed", "rotate", "rotate, none due", "rotate --check"):
+        if name in times:
+            print(f"{name + ':':<18} {times[name][0]:6.1f}s  {times[name][0] / base:.2f}x baseline  (changed={changed[name]})")
+    print("IAM calls (at the wire):")
+    for name in ("seed", "rotate", "rotate, none due", "rotate --check"):
+        if name in iam:
+            print(iam[name])
+    if args.profile:
+        for name in ("rotate", "rotate, none due"):
+            print(f"task times, {name}:\n{profiles[name]}")
+    if problems:
+        print(f"VERIFICATION FAILED ({len(problems)} problems):")
+        print("\n".join(f"  {p}" for p in problems[:20]))
+        raise SystemExit(1)
+    print(f"verified: all {placements} placements hold a new key that is their IAM user's only, active key, "
+          "generation +1; no seed key left; the no-op and check runs changed nothing")
+
+
+if __name__ == "__main__":
+    main()
