@@ -335,6 +335,28 @@ def tags_to_update(current: dict, desired: dict) -> dict:
     return {key: desired[key] for key in _STABLE_TAGS if key in desired and current.get(key) != desired[key]}
 
 
+def planted_key_tag_update(current: dict, key) -> dict:
+    """The key-id tags to write so that they name ``key`` (a ListAccessKeys or CreateAccessKey entry); {} when they do."""
+    desired = canary_mapping.planted_key_tags(key["AccessKeyId"], key["CreateDate"])
+    return {name: value for name, value in desired.items() if current.get(name) != value}
+
+
+def _tag_planted_key(client, user_name, key, result):
+    """Record the freshly minted key on its user, after the mint.
+
+    A failure here must not lose the key: its secret is in ``result`` and only the host should ever
+    hold it.  The tags only spare the inventory a ListAccessKeys call (it checks them against the
+    credential report), so a failure becomes a warning and the key is handed out as usual.
+    """
+    try:
+        _call(client, "tag_user", f"Failed to record access key {key['AccessKeyId']} on IAM user {user_name}",
+              UserName=user_name, Tags=_tag_list(canary_mapping.planted_key_tags(key["AccessKeyId"], key["CreateDate"])))
+    except IdentityAWSError as e:
+        result.setdefault("warnings", []).append(
+            f"{e.message}: {e.exception}. The key was minted and is handed out; canary_key_info lists this user with "
+            "iam:ListAccessKeys until the tag is written by its next rotation")
+
+
 def _user_result(user_name, user, iam_path) -> dict:
     return {
         "user_name": user_name,
@@ -408,6 +430,10 @@ def plan_present(placement: Placement, user, keys, planted_key_id, now) -> dict:
     )
     mint = not planted_active
     tag_update = tags_to_update(current, desired)
+    if not mint:
+        # Estates seeded before the key-id tags existed get them on their next run through here.
+        planted = next(key for key in keys if key["AccessKeyId"] == planted_key_id)
+        tag_update.update(planted_key_tag_update(current, planted))
     if mint:
         had_key = bool(keys) or canary_mapping.TAG_PLANTED_AT in current
         generation = generation + 1 if user is not None and had_key else 1
@@ -479,10 +505,17 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         if plan["tag_update"]:
             _call(client, "tag_user", f"Failed to tag IAM user {user_name}", UserName=user_name, Tags=_tag_list(plan["tag_update"]))
     if plan["mint"]:
-        response = _call(client, "create_access_key", f"Failed to create an access key for IAM user {user_name}", UserName=user_name)
-        result["access_key_id"] = response["AccessKey"]["AccessKeyId"]
-        result["secret_access_key"] = response["AccessKey"]["SecretAccessKey"]
+        _mint(client, user_name, result)
     return result
+
+
+def _mint(client, user_name, result, record=True):
+    """Create the user's new key and put its id and secret in ``result``; ``record``: also name it in the user's tags."""
+    key = _call(client, "create_access_key", f"Failed to create an access key for IAM user {user_name}", UserName=user_name)["AccessKey"]
+    result["access_key_id"] = key["AccessKeyId"]
+    result["secret_access_key"] = key["SecretAccessKey"]
+    if record:
+        _tag_planted_key(client, user_name, key, result)
 
 
 def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False,
@@ -637,9 +670,8 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
         return result
     # As on every mint: a key is never handed out by a user whose deny-all was removed.
     _put_deny_all(client, user_name)
-    response = _call(client, "create_access_key", f"Failed to create an access key for IAM user {user_name}", UserName=user_name)
-    result["access_key_id"] = response["AccessKey"]["AccessKeyId"]
-    result["secret_access_key"] = response["AccessKey"]["SecretAccessKey"]
+    # The tags keep naming the planted key until finish_rotation knows which key the host kept.
+    _mint(client, user_name, result, record=False)
     return result
 
 
@@ -662,13 +694,13 @@ def plan_rotation_finish(placement: Placement, user, keys, planted_key_id, rotat
         )
     current = canary_mapping.tags_list_to_dict((user or {}).get("Tags"))
     generation = _generation(current)
-    tag_update = {}
+    tag_update = planted_key_tag_update(current, by_id[keep])
     if keep != rotated_key_id and rotated_key_id in by_id:
         desired = canary_mapping.mapping_tags(placement.host, placement.path, placement.profile, placement.reminder, "",
                                               placement.planted_by, generation)
-        tag_update = tags_to_update(current, desired)
+        tag_update.update(tags_to_update(current, desired))
         generation += 1
-        planted_at = _utc_datetime(by_id[keep]["CreateDate"]).strftime("%Y-%m-%dT%H:%M:%SZ")
+        planted_at = canary_mapping.key_timestamp(by_id[keep]["CreateDate"])
         tag_update.update({canary_mapping.TAG_PLANTED_AT: planted_at, canary_mapping.TAG_GENERATION: str(generation)})
     return {
         "keep": keep,

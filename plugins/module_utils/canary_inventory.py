@@ -12,12 +12,16 @@ Why these calls (docs/canary_key_info.md has the full story):
 * ``ListUsers`` does not return tags and a canary is recognised only by its tags, so users come from
   ``GetAccountAuthorizationDetails`` with ``Filter=["User"]``: every user *with its tags*, up to 1,000
   per page.  Its cost grows with pages, not users.
-* No bulk IAM read returns access key ids.  ``ListAccessKeys`` (one call per user) is the only source
-  of ids and is always current: that is ``key_source="list_access_keys"``.
+* No bulk IAM read returns access key ids.  ``ListAccessKeys`` (one call per user) is the only
+  listing of ids and is always current: that is ``key_source="list_access_keys"``.
 * The credential report (``GenerateCredentialReport`` + ``GetCredentialReport``) gives every user's
   key 1/2 active flag, creation date and last use in one download, but no key ids, and IAM regenerates
-  it at most every 4 hours: that is ``key_source="credential_report"``.  A canary the report cannot
-  vouch for (absent from it, or re-planted after it) falls back to ``ListAccessKeys``.
+  it at most every 4 hours.  ``canary_key`` records the key it hands out on the user
+  (``canarykeys:access-key-id`` and ``-created``, which GetAccountAuthorizationDetails returns with the
+  other tags), so a report slot created at that very second is that key: that is
+  ``key_source="credential_report"``, the default.  A canary the report and its tags do not account for
+  exactly (no tags, a second key, a key made or deleted after the report) is listed with
+  ``ListAccessKeys`` instead, so a rotation in progress or an orphan is always seen with its ids.
 
 IAM calls (U = users in the account, canaries or not; S = canaries the filters select; K = their keys;
 F = selected canaries the credential report does not cover; P = max(1, ceil(U / page_size)), more only
@@ -25,10 +29,10 @@ if IAM returns short pages)::
 
     list_access_keys    P GetAccountAuthorizationDetails + S ListAccessKeys       [+ K GetAccessKeyLastUsed]
     credential_report   P GetAccountAuthorizationDetails + G GenerateCredentialReport (1 + polls, usually 1)
-                        + 1 GetCredentialReport + F ListAccessKeys                 [+ keys of F GetAccessKeyLastUsed]
+                        + 1 GetCredentialReport + F ListAccessKeys                 [+ K GetAccessKeyLastUsed]
 
-The bracketed term is paid only with ``last_used=True``; with the credential report the other keys'
-last use comes from the report itself, at no extra call.
+The bracketed term is paid only with ``last_used=True``: the report has a last-used column, but it may
+be hours old, and a used canary is the one fact this inventory must not report late.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mappi
 
 LIST_ACCESS_KEYS = "list_access_keys"
 CREDENTIAL_REPORT = "credential_report"
-KEY_SOURCES = (LIST_ACCESS_KEYS, CREDENTIAL_REPORT)
+KEY_SOURCES = (CREDENTIAL_REPORT, LIST_ACCESS_KEYS)
 KEY_STATUSES = ("Active", "Inactive")
 # GetAccountAuthorizationDetails accepts MaxItems 1..1000 (botocore's IAM model).
 MAX_PAGE_SIZE = 1000
@@ -187,22 +191,30 @@ class CredentialReport:
         known = [when for when in times if when is not None]
         self.as_of = max(known) if known else None
 
-    def covers(self, user_name: str, mapping: dict) -> bool:
-        """Whether the report can stand for this canary: it lists the user and was made after the planting."""
-        if user_name not in self.rows:
-            return False
-        planted = utc(mapping.get("planted_at"))
-        return planted is None or (self.as_of is not None and planted <= self.as_of)
+    def covers(self, user_name: str, planted_key) -> bool:
+        """Whether the report names every key of this canary: it holds exactly one, created when the tags say.
 
-    def keys(self, user_name: str) -> list[dict]:
+        ``planted_key`` is ``canary_mapping.planted_key_from_tags()`` of the user.  Anything else (no tags,
+        no key or two keys in the report, a key of another second) is a state the report cannot name the
+        keys of, or that changed after it was made: the caller lists that user with ListAccessKeys.
+        """
+        if planted_key is None or user_name not in self.rows:
+            return False
+        slots = self._slots(self.rows[user_name])
+        return len(slots) == 1 and slots[0][1] == planted_key[1]
+
+    @staticmethod
+    def _slots(row: dict) -> list[tuple[int, datetime.datetime]]:
+        slots = [(slot, utc(row.get(f"access_key_{slot}_last_rotated"))) for slot in (1, 2)]
+        return [(slot, created) for slot, created in slots if created is not None]
+
+    def keys(self, user_name: str, planted_key=None) -> list[dict]:
+        """The user's keys in the report; the one created when ``planted_key`` says gets its id."""
         row = self.rows[user_name]
         keys = []
-        for slot in (1, 2):
-            created = utc(row.get(f"access_key_{slot}_last_rotated"))
-            if created is None:
-                continue
+        for slot, created in self._slots(row):
             keys.append({
-                "access_key_id": None,
+                "access_key_id": planted_key[0] if planted_key and planted_key[1] == created else None,
                 "slot": slot,
                 "status": "Active" if row.get(f"access_key_{slot}_active", "").lower() == "true" else "Inactive",
                 "created": created,
@@ -312,18 +324,23 @@ def placement_row(canary: dict, with_last_use: bool) -> dict:
     return row
 
 
-def _read_keys(reader: IAMReader, selected: list, report: CredentialReport | None, concurrency: int) -> dict:
-    """User name -> keys newest first, from the report where it can stand for the canary, else ListAccessKeys."""
-    from_report = {user["UserName"] for user, mapping in selected if report is not None and report.covers(user["UserName"], mapping)}
+def _read_keys(reader: IAMReader, selected: list, report: CredentialReport | None, concurrency: int) -> tuple[dict, dict]:
+    """User name -> keys newest first, and user name -> where they came from.
+
+    From the report where it names every key of the canary, else from ListAccessKeys.
+    """
+    planted = {user["UserName"]: canary_mapping.planted_key_from_tags(user.get("Tags", [])) for user, _mapping in selected}
+    from_report = {name for name, key in planted.items() if report is not None and report.covers(name, key)}
     to_list = [user["UserName"] for user, _mapping in selected if user["UserName"] not in from_report]
     listed = dict(zip(to_list, _parallel(lambda name: listed_keys(reader, name), to_list, concurrency)))
-    keys_of = {}
+    keys_of, source_of = {}, {}
     for user, _mapping in selected:
         name = user["UserName"]
-        keys = report.keys(name) if name in from_report else listed[name]
+        keys = report.keys(name, planted[name]) if name in from_report else listed[name]
         if keys is not None:  # None: the user was deleted while we listed
             keys_of[name] = _newest_first(keys)
-    return keys_of
+            source_of[name] = CREDENTIAL_REPORT if name in from_report else LIST_ACCESS_KEYS
+    return keys_of, source_of
 
 
 def _read_last_use(reader: IAMReader, keys_of: dict, concurrency: int) -> None:
@@ -337,7 +354,7 @@ def _read_last_use(reader: IAMReader, keys_of: dict, concurrency: int) -> None:
         key["gone"] = use is None
 
 
-def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, key_source=LIST_ACCESS_KEYS,
+def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, key_source=CREDENTIAL_REPORT,
               page_size=MAX_PAGE_SIZE, concurrency=DEFAULT_CONCURRENCY, aws_retry=False, now=None,
               report_poll_interval=0.5, report_timeout=300.0) -> dict:
     """List the canaries of the account.
@@ -369,7 +386,7 @@ def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, k
     ]
 
     report = credential_report(reader, report_poll_interval, report_timeout) if key_source == CREDENTIAL_REPORT and selected else None
-    keys_of = _read_keys(reader, selected, report, concurrency)
+    keys_of, source_of = _read_keys(reader, selected, report, concurrency)
     if last_used:
         _read_last_use(reader, keys_of, concurrency)
 
@@ -385,6 +402,7 @@ def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, k
             "iam_path": user.get("Path", "/"),
             "create_date": iso(utc(user.get("CreateDate"))),
             "mapping": mapping,
+            "key_source": source_of[user["UserName"]],
             "keys": [_key_result(key, index == 0, now, last_used) for index, key in enumerate(keys)],
         }
         orphans.extend(_orphans(canary))

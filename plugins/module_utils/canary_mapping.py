@@ -26,6 +26,11 @@ TAG_PLANTED_BY = TAG_PREFIX + "planted-by"
 TAG_GENERATION = TAG_PREFIX + "generation"
 # The newest use the last-used detector has already alerted on (ISO 8601).
 TAG_LAST_USED_REPORTED = TAG_PREFIX + "last-used-reported"
+# The key the placement was last handed (id and IAM's CreateDate).  IAM has no bulk read that returns
+# key ids; with these two tags the inventory can name each key of the credential report without a
+# ListAccessKeys call per user.  They are a hint checked against the report, never trusted alone.
+TAG_ACCESS_KEY_ID = TAG_PREFIX + "access-key-id"
+TAG_ACCESS_KEY_CREATED = TAG_PREFIX + "access-key-created"
 
 MANAGED_VALUE = "true"
 
@@ -108,6 +113,26 @@ def mapping_tags(
         if value:
             tags[key] = sanitize_tag_value(value)
     return tags
+
+
+def key_timestamp(value) -> str:
+    """IAM's key CreateDate to the second, the precision of the credential report, as a tag value."""
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def planted_key_tags(access_key_id: str, create_date) -> dict:
+    """The tags that name the key a placement was handed (``create_date`` as IAM returned it)."""
+    return {TAG_ACCESS_KEY_ID: access_key_id, TAG_ACCESS_KEY_CREATED: key_timestamp(create_date)}
+
+
+def planted_key_from_tags(tags):
+    """``(access_key_id, created datetime)`` recorded on a user, or None when either tag is missing or unreadable."""
+    tag_dict = tags_list_to_dict(tags)
+    key_id = tag_dict.get(TAG_ACCESS_KEY_ID, "")
+    created = utc(tag_dict.get(TAG_ACCESS_KEY_CREATED))
+    if not key_id or created is None:
+        return None
+    return key_id, created
 
 
 def mapping_from_tags(tags) -> dict | None:

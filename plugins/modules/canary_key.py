@@ -148,17 +148,14 @@ notes:
   - The IAM permissions the module needs are listed in the collection's C(docs/iam_permissions.md).
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is written to IAM; RV(minted) says whether a key would be minted, and no secret is returned.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
     platforms: aws
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -452,6 +449,8 @@ def main():
         if isinstance(e.exception, botocore.exceptions.NoCredentialsError):
             module.fail_json_aws(e.exception, msg=NO_CREDENTIALS)
         module.fail_json_aws(e.exception, msg=e.message)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

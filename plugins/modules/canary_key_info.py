@@ -44,25 +44,26 @@ options:
     type: str
   last_used:
     description:
-      - Add each key's last use (date, service, region).
-      - With O(key_source=list_access_keys), costs one C(iam:GetAccessKeyLastUsed) call per key, and is made
-        only when this is V(true).
-      - With O(key_source=credential_report), the last use comes from the report at no extra call (the service and
-        region are C(null) where the report does not give them, as with the local AWS).
+      - Add each key's last use (date, service, region), read with one C(iam:GetAccessKeyLastUsed) call per key,
+        made only when this is V(true). Always current, whatever O(key_source) says.
     type: bool
     default: false
   key_source:
     description:
       - Where the access keys come from. No bulk IAM read returns access key ids.
-      - V(list_access_keys) calls C(iam:ListAccessKeys) once per selected canary. Current, with key ids.
       - V(credential_report) reads the account's credential report (C(iam:GenerateCredentialReport) and
-        C(iam:GetCredentialReport)), a constant number of calls whatever the number of canaries. IAM regenerates
-        the report at most every 4 hours and it has no key ids, so keys have RV(canaries[].keys[].access_key_id=null)
-        and may be up to 4 hours old. Canaries the report cannot stand for (absent from it, or planted after it)
-        are listed with C(iam:ListAccessKeys) instead.
+        C(iam:GetCredentialReport)), a constant number of calls whatever the number of canaries. The report has each
+        user's keys without their ids; M(canarykeys.aws.canary_key) records the key it hands out in the user's tags
+        C(canarykeys:access-key-id) and C(canarykeys:access-key-created), and a report key created at that second is
+        that key. A canary the report does not account for exactly (no such tags, no key or two keys, a key created
+        or deleted after the report) is listed with C(iam:ListAccessKeys) instead, so keys always have their ids.
+        IAM regenerates the report at most every 4 hours, so a key status changed or a key deleted outside this
+        collection within that time may not show yet.
+      - V(list_access_keys) calls C(iam:ListAccessKeys) once per selected canary. Always current. The roles that
+        delete keys (rotate, retire, reconcile) use it.
     type: str
-    choices: [list_access_keys, credential_report]
-    default: list_access_keys
+    choices: [credential_report, list_access_keys]
+    default: credential_report
   page_size:
     description:
       - Users per C(iam:GetAccountAuthorizationDetails) page (C(MaxItems)), 1 to 1000.
@@ -75,28 +76,24 @@ options:
     default: 4
 notes:
   - "IAM calls, with U users in the account, S selected canaries and K keys:
-    V(list_access_keys) makes ceil(U / O(page_size)) + S calls, plus K with O(last_used=true);
     V(credential_report) makes ceil(U / O(page_size)) + 2 calls (more while IAM generates the report), plus one
-    per canary the report does not cover, and one per key of those with O(last_used=true).
-    RV(iam_calls) counts them."
+    per canary the report does not account for; V(list_access_keys) makes ceil(U / O(page_size)) + S calls.
+    Either makes K more with O(last_used=true). RV(iam_calls) counts them."
   - Needs C(iam:GetAccountAuthorizationDetails), C(iam:ListAccessKeys), C(iam:GetAccessKeyLastUsed) (for
     O(last_used)), C(iam:GenerateCredentialReport) and C(iam:GetCredentialReport) (for O(key_source=credential_report)).
   - Moto (the local AWS) ignores C(MaxItems) and returns every user in one page, and its credential report has no
     last-used service or region.
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
     platforms: aws
 seealso:
   - module: canarykeys.aws.canary_key
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -117,9 +114,9 @@ EXAMPLES = r"""
     host: [web01, web02]
     status: Inactive
 
-- name: Cheap census of a large estate (no key ids, up to 4 hours old)
+- name: Exact key listing, one iam:ListAccessKeys per canary (what the roles that delete keys use)
   canarykeys.aws.canary_key_info:
-    key_source: credential_report
+    key_source: list_access_keys
 
 - name: Read the estate
   canarykeys.aws.canary_key_info:
@@ -216,6 +213,11 @@ canaries:
           returned: always
           type: str
           sample: ""
+    key_source:
+      description: Where this canary's keys came from, V(credential_report) or V(list_access_keys).
+      returned: always
+      type: str
+      sample: credential_report
     keys:
       description: The user's access keys, newest first.
       returned: always
@@ -223,7 +225,7 @@ canaries:
       elements: dict
       contains:
         access_key_id:
-          description: Access key id; null for keys read from the credential report.
+          description: Access key id.
           returned: always
           type: str
           sample: AKIAIOSFODNN7EXAMPLE
@@ -331,10 +333,10 @@ summary:
   type: dict
   sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "used": 1}
 key_source:
-  description: Where the keys came from, as O(key_source).
+  description: Where the keys came from, as O(key_source); RV(canaries[].key_source) says it per canary.
   returned: always
   type: str
-  sample: list_access_keys
+  sample: credential_report
 credential_report_as_of:
   description: How new the credential report is (ISO 8601, UTC), null when it was not read.
   returned: always
@@ -364,7 +366,7 @@ def main():
         status=dict(type="str", choices=list(canary_inventory.KEY_STATUSES), aliases=["state"]),
         iam_path=dict(type="str"),
         last_used=dict(type="bool", default=False),
-        key_source=dict(type="str", default=canary_inventory.LIST_ACCESS_KEYS, choices=list(canary_inventory.KEY_SOURCES)),
+        key_source=dict(type="str", default=canary_inventory.CREDENTIAL_REPORT, choices=list(canary_inventory.KEY_SOURCES)),
         page_size=dict(type="int", default=canary_inventory.MAX_PAGE_SIZE),
         concurrency=dict(type="int", default=canary_inventory.DEFAULT_CONCURRENCY),
     )

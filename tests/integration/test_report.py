@@ -1,11 +1,16 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""playbooks/report_canaries.yml (role canarykeys.aws.report) against the local AWS, no fleet.
+"""playbooks/report_canaries.yml (role canarykeys.aws.report) against the local AWS, no fleet: the edge cases.
 
-Canaries are created with boto3 as the collection records them (tagged IAM users and keys), one key
-is really used (sts:GetCallerIdentity signed with it, which moto records as its last use), and the
-playbook is run with the real ansible-playbook.  The reports must have one row per placement, flag
-the used key, flag hosts missing from the inventory, list no bystander user and contain no secret.
+The acceptance test of the report (every placement the seed planted on the SSH fleet, exactly the
+ones used with the AWS CLI flagged) is in test_end_to_end.py.  This file covers, without root, what
+a freshly seeded fleet cannot show: canaries are created with boto3 as the collection records them
+(tagged IAM users and keys), among them a placement on a host missing from the inventory and one
+with two keys, next to a bystander IAM user; one key is really used (sts:GetCallerIdentity signed
+with it, which moto records as its last use); the playbook is run with the real ansible-playbook.
+The reports must have one row per placement, flag the used key, NOT IN INVENTORY and EXTRA KEY, list
+no bystander and contain no secret; the role's IAM calls are counted at the local AWS's proxy, and
+restricting to some hosts and running without an inventory are checked too.
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ def estate(aws):
                                            planted_at="2025-01-01T00:00:00Z", planted_by="Seed canary AWS keys")
         iam.create_user(UserName=user, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
         keys[host, profile] = iam.create_access_key(UserName=user)["AccessKey"]
+        # As canary_key leaves the user after the mint: its tags name the key it handed out.
+        named = canary_mapping.planted_key_tags(keys[host, profile]["AccessKeyId"], keys[host, profile]["CreateDate"])
+        iam.tag_user(UserName=user, Tags=[{"Key": k, "Value": v} for k, v in named.items()])
     # A second key on one placement: the newer one is the planted one, the older an orphan.
     keys["web01", "backup", "newer"] = iam.create_access_key(UserName="web01-backup")["AccessKey"]
     iam.create_user(UserName="ci-runner", Tags=[{"Key": "team", "Value": "platform"}])
@@ -100,9 +108,11 @@ def test_report_flags_the_used_key_and_holds_no_secret(aws, estate, run_playbook
     assert "ok: [localhost]" in output and "web01]" not in output
     assert "USED: 1 canary key(s) used, on web02" in output
     calls = [c["action"] for c in aws.calls()[before:] if c["service"] == "iam"]
-    assert sorted(set(calls)) == ["GetAccessKeyLastUsed", "GetAccountAuthorizationDetails", "ListAccessKeys"]
-    # One page, one ListAccessKeys per canary, one GetAccessKeyLastUsed per canary key (6: web01-backup has 2).
-    assert [calls.count(a) for a in ("GetAccountAuthorizationDetails", "ListAccessKeys", "GetAccessKeyLastUsed")] == [1, 5, 6]
+    # One page; the credential report (generated, polled once, downloaded) names the single key of four
+    # canaries; web01-backup's two keys need its ListAccessKeys; one GetAccessKeyLastUsed per key (6).
+    assert {action: calls.count(action) for action in set(calls)} == {
+        "GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2, "GetCredentialReport": 1,
+        "ListAccessKeys": 1, "GetAccessKeyLastUsed": 6}
 
     markdown = (reports / "canary_estate.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Flags")]

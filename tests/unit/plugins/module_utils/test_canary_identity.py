@@ -9,6 +9,8 @@ exercised with botocore's Stubber behind amazon.aws's real retrying client wrapp
 
 from __future__ import annotations
 
+import datetime
+
 import pathlib
 import re
 import sys
@@ -209,19 +211,32 @@ PLACEMENT = ci.Placement("web03", PATH, "prod", reminder="ask ops", planted_by="
 NOW = "2025-02-01T00:00:00Z"
 
 
+KEY_CREATED = datetime.datetime(2025, 1, 1, 0, 0, 0, 512000, tzinfo=datetime.timezone.utc)
+
+
 def user_with(**tags):
+    """A canary user whose tags name its key AKIA1, as canary_key leaves them after a mint."""
     base = cm.mapping_tags("web03", PATH, "prod", "ask ops", "2025-01-01T00:00:00Z", "seed", 3)
+    base.update(cm.planted_key_tags("AKIA1", KEY_CREATED))
     base.update(tags)
-    return {"UserName": "web03-backup", "Tags": [{"Key": k, "Value": v} for k, v in base.items()]}
+    return {"UserName": "web03-backup", "Tags": [{"Key": k, "Value": v} for k, v in base.items() if v is not None]}
 
 
 def key(key_id, status="Active"):
-    return {"AccessKeyId": key_id, "Status": status}
+    return {"AccessKeyId": key_id, "Status": status, "CreateDate": KEY_CREATED}
 
 
 def test_plan_planted_active_key_needs_nothing():
     plan = ci.plan_present(PLACEMENT, user_with(), [key("AKIA1")], "AKIA1", NOW)
     assert (plan["mint"], plan["orphans"], plan["tag_update"], plan["generation"]) == (False, [], {}, 3)
+
+
+def test_plan_names_the_planted_key_on_a_user_seeded_before_the_key_tags():
+    user = user_with(**{cm.TAG_ACCESS_KEY_ID: None, cm.TAG_ACCESS_KEY_CREATED: None})
+    plan = ci.plan_present(PLACEMENT, user, [key("AKIA1")], "AKIA1", NOW)
+    assert not plan["mint"]
+    # To the second, as the credential report gives it.
+    assert plan["tag_update"] == {cm.TAG_ACCESS_KEY_ID: "AKIA1", cm.TAG_ACCESS_KEY_CREATED: "2025-01-01T00:00:00Z"}
 
 
 def test_plan_deletes_orphans_and_keeps_planted_at():

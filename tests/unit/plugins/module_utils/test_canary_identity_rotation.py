@@ -30,8 +30,11 @@ def key(key_id, days_old=0.0, status="Active"):
     return {"AccessKeyId": key_id, "Status": status, "CreateDate": NOW - datetime.timedelta(days=days_old)}
 
 
-def user(generation=1, planted_at="2025-01-01T00:00:00Z"):
+def user(generation=1, planted_at="2025-01-01T00:00:00Z", named_key=None):
+    """A canary user; ``named_key``: the key its key-id tags name, as canary_key leaves them."""
     tags = cm.mapping_tags(PLACEMENT.host, PLACEMENT.path, PLACEMENT.profile, "", planted_at, "seed", generation)
+    if named_key is not None:
+        tags.update(cm.planted_key_tags(named_key["AccessKeyId"], named_key["CreateDate"]))
     return {"UserName": "web03-backup", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
 
 
@@ -71,16 +74,25 @@ def test_the_new_key_survives_when_the_host_holds_it_and_the_record_advances():
     assert plan["tag_update"][cm.TAG_GENERATION] == "4"
     assert plan["tag_update"][cm.TAG_PLANTED_AT] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert plan["tag_update"][cm.TAG_PLANTED_BY] == "rotation"
+    # The tags now name the new key, which the credential report will list created at that second.
+    assert plan["tag_update"][cm.TAG_ACCESS_KEY_ID] == NEW
+    assert plan["tag_update"][cm.TAG_ACCESS_KEY_CREATED] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.mark.parametrize("held", [OLD, "", OTHER])
 def test_otherwise_the_old_key_survives_and_the_record_stays(held):
-    plan = ci.plan_rotation_finish(PLACEMENT, user(3), [key(OLD, 100), key(NEW, 0)], held, OLD)
+    plan = ci.plan_rotation_finish(PLACEMENT, user(3, named_key=key(OLD, 100)), [key(OLD, 100), key(NEW, 0)], held, OLD)
     assert (plan["keep"], plan["doomed"], plan["rotation"], plan["generation"], plan["tag_update"]) == (OLD, [NEW], "rolled_back", 3, {})
 
 
+def test_a_rollback_names_the_old_key_where_the_tags_did_not():
+    plan = ci.plan_rotation_finish(PLACEMENT, user(3), [key(OLD, 100), key(NEW, 0)], "", OLD)
+    assert plan["rotation"] == "rolled_back" and plan["generation"] == 3
+    assert plan["tag_update"] == cm.planted_key_tags(OLD, NOW - datetime.timedelta(days=100))
+
+
 def test_a_repeated_finish_neither_deletes_nor_counts_again():
-    plan = ci.plan_rotation_finish(PLACEMENT, user(4), [key(NEW, 0)], NEW, OLD)
+    plan = ci.plan_rotation_finish(PLACEMENT, user(4, named_key=key(NEW, 0)), [key(NEW, 0)], NEW, OLD)
     assert (plan["keep"], plan["doomed"], plan["rotation"], plan["tag_update"], plan["generation"]) == (NEW, [], "completed", {}, 4)
 
 

@@ -94,14 +94,30 @@ def test_credential_report_is_as_new_as_anything_it_lists():
     assert _report(ROW_TWO_KEYS, generated="2025-06-01T00:00:00Z").as_of == datetime.datetime(2025, 6, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("user, planted_at, covered", [
-    ("web03-backup", "2025-02-01T00:00:00Z", True),
-    ("web03-backup", "", True),
-    ("web03-backup", "2025-03-01T00:00:01Z", False),   # re-planted after the report: its keys may have changed
-    ("web09-backup", "2020-01-01T00:00:00Z", False),   # created after the report
+ROW_ONE_KEY = ("web05-prod,arn:aws:iam::123456789012:user/web05-prod,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,"
+               "false,true,2025-02-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A")
+TAGGED = ("AKIAWEB05PRODEXAMPLE", datetime.datetime(2025, 2, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("user, planted_key, covered", [
+    ("web05-prod", TAGGED, True),
+    # The tags name a key of another second: re-minted after the report, or the report's key was replaced.
+    ("web05-prod", (TAGGED[0], TAGGED[1] + datetime.timedelta(seconds=1)), False),
+    ("web05-prod", None, False),                                            # seeded before the key-id tags
+    ("web03-backup", ("AKIAWEB03BACKUPEXAM", datetime.datetime(2025, 2, 1, tzinfo=UTC)), False),  # two keys: ids needed
+    ("web04-backup", TAGGED, False),                                        # no key in the report
+    ("web09-backup", TAGGED, False),                                        # created after the report
 ])
-def test_credential_report_covers_only_what_it_saw(user, planted_at, covered):
-    assert _report(ROW_TWO_KEYS).covers(user, {"planted_at": planted_at}) is covered
+def test_credential_report_covers_only_a_single_key_named_by_the_tags(user, planted_key, covered):
+    assert _report(ROW_TWO_KEYS, ROW_NO_KEY, ROW_ONE_KEY).covers(user, planted_key) is covered
+
+
+def test_the_report_key_created_when_the_tags_say_gets_their_id():
+    report = _report(ROW_TWO_KEYS, ROW_ONE_KEY)
+    (only,) = report.keys("web05-prod", TAGGED)
+    assert (only["access_key_id"], only["status"], only["slot"]) == ("AKIAWEB05PRODEXAMPLE", "Active", 1)
+    first, second = report.keys("web03-backup", ("AKIAWEB03BACKUPEXAM", datetime.datetime(2025, 2, 1, tzinfo=UTC)))
+    assert (first["access_key_id"], second["access_key_id"]) == (None, "AKIAWEB03BACKUPEXAM")
 
 
 class ScriptedIAM:
@@ -166,13 +182,25 @@ def iam(aws):
 
 
 def plant(iam, host, path="/root/.aws/credentials", profile="backup", keys=1, iam_path="/", user_name=None,
-          planted_at="2020-01-01T00:00:00Z", generation=1):
-    """A canary as the collection records it: a tagged IAM user and its keys (returned with their secrets)."""
+          planted_at="2020-01-01T00:00:00Z", generation=1, name_key=True):
+    """A canary as the collection records it: a tagged IAM user and its keys (returned with their secrets).
+
+    ``name_key``: the user's key-id tags name its first key, as canary_key leaves them after the mint
+    (a second key is one a rotation minted and has not finished, or an orphan).
+    """
     name = user_name or f"{host}-{profile}"
     tags = canary_mapping.mapping_tags(host, path, profile, reminder=f"{host}:{path} [{profile}]",
                                        planted_at=planted_at, planted_by="Seed canary AWS keys", generation=generation)
     iam.create_user(UserName=name, Path=iam_path, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-    return [iam.create_access_key(UserName=name)["AccessKey"] for _index in range(keys)]
+    created = [iam.create_access_key(UserName=name)["AccessKey"] for _index in range(keys)]
+    if created and name_key:
+        name_keys(iam, name, created[0]["AccessKeyId"], created[0]["CreateDate"])
+    return created
+
+
+def name_keys(iam, user_name, access_key_id, create_date):
+    tags = canary_mapping.planted_key_tags(access_key_id, create_date)
+    iam.tag_user(UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
 
 def bystanders(iam):
@@ -216,7 +244,7 @@ def test_lists_canaries_with_their_mapping_and_nothing_else(aws, iam):
     assert web01["iam_path"] == "/service/"
     assert web01["user_arn"].endswith(":user/service/web01-backup")
     assert web01["keys"] == [{"access_key_id": key["AccessKeyId"], "status": "Active", "create_date": web01["keys"][0]["create_date"],
-                              "age_days": 0, "newest": True}]
+                              "age_days": 0, "newest": True, "report_slot": 1}]
     assert inv.utc(web01["keys"][0]["create_date"]) is not None
     assert [row["host"] for row in result["placements"]] == ["laptop-alice", "web01"]
     assert result["placements"][1]["access_key_id"] == key["AccessKeyId"]
@@ -301,60 +329,78 @@ def test_iam_calls_list_access_keys(aws, iam):
     plant(iam, "web03", keys=0)
     bystanders(iam)
 
+    exact = {"key_source": "list_access_keys"}
     before = len(aws.calls())
-    result = inv.inventory(iam)
+    result = inv.inventory(iam, **exact)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3}
     assert result["iam_calls"] == iam_calls(aws, before)
+    assert {c["key_source"] for c in result["canaries"]} == {"list_access_keys"}
 
     before = len(aws.calls())
-    result = inv.inventory(iam, last_used=True, concurrency=1)
+    result = inv.inventory(iam, last_used=True, concurrency=1, **exact)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3, "GetAccessKeyLastUsed": 3}
 
     # Filters apply before any per-user call.
     before = len(aws.calls())
-    inv.inventory(iam, hosts=["web02"], last_used=True)
+    inv.inventory(iam, hosts=["web02"], last_used=True, **exact)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 1, "GetAccessKeyLastUsed": 2}
+
+
+def _census(result):
+    """What both key sources must agree on: every canary, its keys (ids included) and their last use."""
+    return [(c["user_name"], [{k: v for k, v in key.items() if k != "report_slot"} for key in c["keys"]]) for c in result["canaries"]]
 
 
 def test_credential_report_source_costs_a_constant(aws, iam):
     for n in range(6):
-        plant(iam, f"web{n:02d}", keys=1 + n % 2)
+        plant(iam, f"web{n:02d}")
     bystanders(iam)
     used = plant(iam, "web10")[0]
     use_key(aws, used)
 
     before = len(aws.calls())
-    result = inv.inventory(iam, key_source="credential_report", last_used=True, report_poll_interval=0.05)
+    result = inv.inventory(iam, report_poll_interval=0.05)
 
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2,
                                       "GetCredentialReport": 1}
-    assert len(result["canaries"]) == 7
-    assert all(k["access_key_id"] is None for c in result["canaries"] for k in c["keys"])
-    by_host = {c["mapping"]["host"]: c for c in result["canaries"]}
-    assert [k["report_slot"] for k in by_host["web01"]["keys"]] == [2, 1]
-    assert by_host["web10"]["keys"][0]["last_used"]["used"] is True
-    assert by_host["web00"]["keys"][0]["last_used"]["used"] is False
-    assert result["credential_report_as_of"] is not None
-    # Same census as ListAccessKeys, less the ids.
-    listed = inv.inventory(iam, last_used=True)
-    assert [(c["user_name"], [(k["status"], k["create_date"], k["newest"]) for k in c["keys"]]) for c in result["canaries"]] == [
-        (c["user_name"], [(k["status"], k["create_date"], k["newest"]) for k in c["keys"]]) for c in listed["canaries"]]
-    assert [row["used"] for row in result["placements"]] == [row["used"] for row in listed["placements"]]
+    assert result["key_source"] == "credential_report" and result["credential_report_as_of"] is not None
+    assert {c["key_source"] for c in result["canaries"]} == {"credential_report"}
+    assert all(k["access_key_id"] and k["report_slot"] == 1 for c in result["canaries"] for k in c["keys"])
+    # The same census as ListAccessKeys, key ids included; last use costs one call per key, read live.
+    before = len(aws.calls())
+    with_use = inv.inventory(iam, last_used=True)
+    assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 1,
+                                      "GetCredentialReport": 1, "GetAccessKeyLastUsed": 7}
+    listed = inv.inventory(iam, last_used=True, key_source="list_access_keys")
+    assert _census(with_use) == _census(listed)
+    assert [row["used"] for row in with_use["placements"]] == [False] * 6 + [True]
+    assert with_use["placements"] == listed["placements"]
 
 
-def test_credential_report_falls_back_for_canaries_planted_after_it(aws, iam):
-    plant(iam, "web01")
-    future = (datetime.datetime.now(UTC) + datetime.timedelta(days=1)).isoformat()
-    [fresh] = plant(iam, "web02", planted_at=future)
+def test_credential_report_falls_back_for_canaries_it_does_not_account_for(aws, iam):
+    plant(iam, "web01")                                     # accounted for: one key, named by its tags
+    rotating = plant(iam, "web02", keys=2)                  # a rotation between mint and finish: two keys
+    untagged = plant(iam, "web03", name_key=False)          # seeded before the key-id tags
+    # Its tags name a key deleted since and the key it has was made outside the collection, a second later.
+    [outside] = plant(iam, "web04", name_key=False)
+    name_keys(iam, "web04-backup", "AKIAGONEGONEGONEGONE", outside["CreateDate"] - datetime.timedelta(seconds=1))
+    keyless = plant(iam, "web05", keys=0)
 
     before = len(aws.calls())
-    result = inv.inventory(iam, key_source="credential_report", last_used=True, report_poll_interval=0.05)
+    result = inv.inventory(iam, report_poll_interval=0.05)
 
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2,
-                                      "GetCredentialReport": 1, "ListAccessKeys": 1, "GetAccessKeyLastUsed": 1}
-    by_host = {c["mapping"]["host"]: c for c in result["canaries"]}
-    assert by_host["web02"]["keys"][0]["access_key_id"] == fresh["AccessKeyId"]
-    assert by_host["web01"]["keys"][0]["access_key_id"] is None
+                                      "GetCredentialReport": 1, "ListAccessKeys": 4}
+    sources = {c["mapping"]["host"]: c["key_source"] for c in result["canaries"]}
+    assert sources == {"web01": "credential_report", "web02": "list_access_keys", "web03": "list_access_keys",
+                       "web04": "list_access_keys", "web05": "list_access_keys"}
+    by_host = {c["mapping"]["host"]: [k["access_key_id"] for k in c["keys"]] for c in result["canaries"]}
+    assert by_host["web02"] == [rotating[1]["AccessKeyId"], rotating[0]["AccessKeyId"]]
+    assert by_host["web03"] == [untagged[0]["AccessKeyId"]]
+    assert by_host["web04"] == [outside["AccessKeyId"]]
+    assert by_host["web05"] == [] and keyless == []
+    assert [(o["host"], o["reason"]) for o in result["orphans"]] == [("web02", "not_newest"), ("web05", "no_key")]
+    assert _census(result) == _census(inv.inventory(iam, key_source="list_access_keys"))
 
 
 class PagedIAM:
@@ -390,13 +436,15 @@ def test_pagination_reads_every_page_once(aws, iam, short_pages):
     bystanders(iam)  # 10 users in all
     paged = PagedIAM(iam, short_pages=short_pages)
 
-    result = inv.inventory(paged, page_size=3)
+    result = inv.inventory(paged, page_size=3, report_poll_interval=0.05)
 
     assert len(result["canaries"]) == 7
     expected_pages = 5 if short_pages else 4
     assert [r["MaxItems"] for r in paged.requests] == [3] * expected_pages
     assert paged.requests[0]["Marker"] is None and all(r["Marker"] for r in paged.requests[1:])
-    assert result["iam_calls"] == {"GetAccountAuthorizationDetails": expected_pages, "ListAccessKeys": 7}
+    # Pages, then a constant: no call per user.
+    assert result["iam_calls"] == {"GetAccountAuthorizationDetails": expected_pages, "GenerateCredentialReport": 2,
+                                   "GetCredentialReport": 1}
 
 
 class DeletingIAM:
@@ -428,6 +476,6 @@ def test_concurrency_changes_nothing_but_speed(iam):
     for n in range(9):
         plant(iam, f"web{n:02d}", keys=1 + n % 2)
     now = datetime.datetime.now(UTC)
-    serial = inv.inventory(iam, last_used=True, concurrency=1, now=now)
-    parallel = inv.inventory(iam, last_used=True, concurrency=8, now=now)
+    serial = inv.inventory(iam, last_used=True, concurrency=1, now=now, key_source="list_access_keys")
+    parallel = inv.inventory(iam, last_used=True, concurrency=8, now=now, key_source="list_access_keys")
     assert serial == parallel

@@ -124,9 +124,11 @@ def test_first_run_creates_user_policy_tags_and_one_active_key(aws, iam, run):
     mark = len(aws.calls())
     result = seed(run)
     actions = iam_actions(aws, mark)
-    assert writes(actions) == ["CreateUser", "PutUserPolicy", "CreateAccessKey"]
+    # The key is named in the user's tags after the mint, so that canary_key_info can read it in bulk.
+    assert writes(actions) == ["CreateUser", "PutUserPolicy", "CreateAccessKey", "TagUser"]
 
     name = result["user_name"]
+    assert cm.planted_key_from_tags(tags_of(iam, name))[0] == result["access_key_id"]
     assert re.fullmatch(r"web03-[a-z0-9-]+", name) and ci.telltale_in(name) is None
     assert result["user_created"] is True and result["generation"] == 1
     assert result["user_arn"] == f"arn:aws:iam::123456789012:user/{name}"
@@ -389,7 +391,7 @@ def test_every_iam_call_is_retried_when_throttled(aws, iam, run, monkeypatch):
     iam.create_access_key(UserName=first["user_name"])
     result = run(state="absent", **PLACEMENT)[0]
     assert result["user_deleted"] is True and canary_users(iam).keys() == {names[0]}
-    assert sorted(throttled) == sorted(["GetUser", "ListAccessKeys", "CreateUser", "PutUserPolicy", "CreateAccessKey",
+    assert sorted(throttled) == sorted(["GetUser", "ListAccessKeys", "CreateUser", "PutUserPolicy", "CreateAccessKey", "TagUser",
                                         "DeleteAccessKey", "ListUserPolicies", "DeleteUserPolicy", "DeleteUser"])
     assert len(sleeps) == len(throttled)
 

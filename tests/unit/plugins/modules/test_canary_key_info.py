@@ -68,6 +68,10 @@ def plant(aws, secrets, host, profile="backup", keys=1):
     iam.create_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     minted = [iam.create_access_key(UserName=name)["AccessKey"] for _index in range(keys)]
     secrets.extend(key["SecretAccessKey"] for key in minted)
+    if minted:
+        # As canary_key leaves a user after the mint: its tags name the key it handed out.
+        named = canary_mapping.planted_key_tags(minted[0]["AccessKeyId"], minted[0]["CreateDate"])
+        iam.tag_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in named.items()])
     return minted
 
 
@@ -110,8 +114,11 @@ def test_lists_the_estate_read_only(aws, capsys, secrets, estate):
         estate["web01"][0]["AccessKeyId"], estate["web02"][1]["AccessKeyId"], None]
     assert [(o["host"], o["reason"]) for o in result["orphans"]] == [("web02", "not_newest"), ("web03", "no_key")]
     assert result["summary"] == {"canaries": 3, "access_keys": 3, "orphans": 2, "hosts": 3}
-    assert result["key_source"] == "list_access_keys"
-    assert result["iam_calls"] == iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3}
+    assert result["key_source"] == "credential_report"
+    # web01's single key comes from the credential report; web02 (two keys) and web03 (none) are listed.
+    assert [c["key_source"] for c in result["canaries"]] == ["credential_report", "list_access_keys", "list_access_keys"]
+    assert result["iam_calls"] == iam_calls(aws, before) == {
+        "GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2, "GetCredentialReport": 1, "ListAccessKeys": 2}
     assert [c["action"] for c in aws.calls()[before:] if not is_read_only(c["action"])] == []
 
 
@@ -154,13 +161,14 @@ def test_last_used_only_when_asked(aws, capsys, secrets, estate):
     assert result["summary"]["used"] == 1
 
 
-def test_credential_report_source(aws, capsys, secrets, estate):  # pylint: disable=unused-argument
+def test_list_access_keys_source(aws, capsys, secrets, estate):  # pylint: disable=unused-argument
+    default = run_module(capsys, secrets)
     before = len(aws.calls())
-    result = run_module(capsys, secrets, key_source="credential_report")
-    calls = iam_calls(aws, before)
-    assert "ListAccessKeys" not in calls and calls["GetCredentialReport"] == 1
+    result = run_module(capsys, secrets, key_source="list_access_keys")
+    assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3}
+    assert result["placements"] == default["placements"] and result["orphans"] == default["orphans"]
     assert [len(c["keys"]) for c in result["canaries"]] == [1, 2, 0]
-    assert result["credential_report_as_of"]
+    assert result["credential_report_as_of"] is None
 
 
 def test_explicit_endpoint_and_page_size(aws, capsys, secrets, estate, monkeypatch):  # pylint: disable=unused-argument
@@ -193,3 +201,16 @@ def test_ansible_doc_renders():
     doc = json.loads(proc.stdout)["canarykeys.aws.canary_key_info"]
     assert {"host", "status", "iam_path", "last_used", "key_source", "page_size"} <= set(doc["doc"]["options"])
     assert {"canaries", "placements", "orphans", "iam_calls"} <= set(doc["return"])
+
+
+def test_the_controller_policy_allows_every_call_the_module_makes(aws, capsys, secrets, estate):  # pylint: disable=unused-argument
+    policy = json.loads((REPO / "docs" / "controller-policy.json").read_text())
+    allowed = {action for statement in policy["Statement"] if statement["Effect"] == "Allow"
+               for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
+    before = len(aws.calls())
+    for key_source in ("credential_report", "list_access_keys"):
+        run_module(capsys, secrets, key_source=key_source, last_used=True)
+    called = {"iam:" + c["action"] for c in aws.calls()[before:] if c["service"] == "iam"}
+    assert called >= {"iam:GetAccountAuthorizationDetails", "iam:GenerateCredentialReport", "iam:GetCredentialReport",
+                      "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed"}
+    assert called <= allowed, called - allowed

@@ -100,7 +100,7 @@ def test_a_placement_not_holding_its_key_is_left_to_the_seed(aws, iam, run):
         assert (result["changed"], result["minted"], result["rotation"]) == (False, False, "not_planted")
     iam.update_access_key(UserName=first["user_name"], AccessKeyId=first["access_key_id"], Status="Inactive")
     assert begin(run, first["access_key_id"])[0]["rotation"] == "not_planted"
-    assert writes(iam_actions(aws, mark)) == ["CreateUser", "PutUserPolicy", "CreateAccessKey"]  # the seed's, nothing more
+    assert writes(iam_actions(aws, mark)) == ["CreateUser", "PutUserPolicy", "CreateAccessKey", "TagUser"]  # the seed's, nothing more
     assert keys_of(iam, first["user_name"]) == {first["access_key_id"]: "Inactive"}
 
 
