@@ -93,32 +93,81 @@ def settled_rows(read_results, canaries, host, template):
     return rows
 
 
-def _placement_of(result):
-    read = result.get("seed_read_result", {})
-    placement = read.get("seed_placement", {})
-    return read, placement
+def mint_requests(read_results, canaries, host, template, planted_by):
+    """This host's placements that need canary_key_batch, one request each (no secret: nothing is minted yet).
+
+    The module's fields (host, path, profile, planted_key_id, reminder, planted_by) plus what the
+    write needs later (user, region).
+    """
+    requests = []
+    for read in unsettled_placements(read_results, canaries, host, template):
+        placement = read.get("seed_placement", {})
+        requests.append({
+            "host": host,
+            "path": read.get("path"),
+            "profile": placement.get("profile"),
+            "planted_key_id": read.get("access_key_id") or "",
+            "reminder": _desired_reminder(read, host, template),
+            "planted_by": planted_by,
+            "user": placement.get("user"),
+            "region": placement.get("region"),
+        })
+    return requests
 
 
-def plant_items(results):
-    """The placements whose key was just minted, as loop items without the secret."""
-    items = []
-    for index, result in enumerate(results):
-        if not result.get("minted") or result.get("failed"):
+_MODULE_FIELDS = ("host", "path", "profile", "planted_key_id", "reminder", "planted_by", "rotated_key_id")
+
+
+def batch_placements(requests):
+    """The requests of every host as canary_key_batch's ``placements`` (the module refuses unknown fields)."""
+    return [{field: request[field] for field in _MODULE_FIELDS if field in request} for request in requests or []]
+
+
+def _where(request):
+    return (request.get("host"), request.get("path"), request.get("profile"))
+
+
+def host_outcomes(outcomes, requests, host):
+    """This host's requests, each with the index and the outcome (secret left out) of its placement in the batch.
+
+    ``outcomes`` is canary_key_batch's RV(outcomes) for the requests of every host; the index is how a
+    later task reaches the one secret it needs, without the secret travelling in a loop item.
+    """
+    index_of = {_where(outcome): index for index, outcome in enumerate(outcomes or [])}
+    mine = []
+    for request in requests or []:
+        if request.get("host") != host or _where(request) not in index_of:
             continue
-        read, placement = _placement_of(result)
-        planted = read.get("access_key_id")
-        items.append(
-            {
-                "index": index,
-                "user": placement.get("user"),
-                "path": read.get("path"),
-                "profile": placement.get("profile"),
-                "region": placement.get("region"),
-                "access_key_id": result.get("access_key_id"),
-                "replaceable_key_ids": [planted] if planted else [],
-            }
-        )
-    return items
+        index = index_of[_where(request)]
+        outcome = outcomes[index]
+        mine.append(dict(
+            {key: value for key, value in request.items() if key != "secret_access_key"},
+            index=index,
+            user_name=outcome.get("user_name"),
+            access_key_id=outcome.get("access_key_id"),
+            minted=bool(outcome.get("minted")),
+            changed=bool(outcome.get("changed")),
+            failed=bool(outcome.get("failed")),
+            msg=outcome.get("msg"),
+        ))
+    return mine
+
+
+def plant_items(outcomes):
+    """The placements whose key was just minted, as loop items without the secret (``index`` finds it)."""
+    return [
+        {
+            "index": outcome["index"],
+            "user": outcome.get("user"),
+            "path": outcome.get("path"),
+            "profile": outcome.get("profile"),
+            "region": outcome.get("region"),
+            "access_key_id": outcome.get("access_key_id"),
+            "replaceable_key_ids": [outcome["planted_key_id"]] if outcome.get("planted_key_id") else [],
+        }
+        for outcome in outcomes or []
+        if outcome.get("minted") and not outcome.get("failed")
+    ]
 
 
 def failed_results(results):
@@ -126,24 +175,20 @@ def failed_results(results):
     return [r for r in results if r.get("failed") or r.get("unreachable")]
 
 
-def placement_rows(results, host):
-    """One reminder row per ensured placement (no secret)."""
-    rows = []
-    for result in results:
-        if "user_name" not in result:
-            continue
-        read, placement = _placement_of(result)
-        rows.append(
-            {
-                "host": host,
-                "path": read.get("path"),
-                "profile": placement.get("profile"),
-                "iam_user": result.get("user_name"),
-                "access_key_id": result.get("access_key_id") or "(new key)",
-                "status": "minted" if result.get("minted") else "unchanged",
-            }
-        )
-    return rows
+def placement_rows(outcomes, host):
+    """One reminder row per placement canary_key_batch ensured (no secret)."""
+    return [
+        {
+            "host": host,
+            "path": outcome.get("path"),
+            "profile": outcome.get("profile"),
+            "iam_user": outcome.get("user_name"),
+            "access_key_id": outcome.get("access_key_id") or "(new key)",
+            "status": "minted" if outcome.get("minted") else "unchanged",
+        }
+        for outcome in outcomes or []
+        if not outcome.get("failed")
+    ]
 
 
 def reminder_table(rows):
@@ -163,6 +208,9 @@ class FilterModule:
     def filters(self):
         return {
             "fill_reminder": fill_reminder,
+            "mint_requests": mint_requests,
+            "batch_placements": batch_placements,
+            "host_outcomes": host_outcomes,
             "plant_items": plant_items,
             "failed_results": failed_results,
             "placement_rows": placement_rows,

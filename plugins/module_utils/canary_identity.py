@@ -29,6 +29,7 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping
+from ansible_collections.canarykeys.aws.plugins.module_utils.concurrency import parallel_map
 
 DEFAULT_TEMPLATE = "{host}-{purpose}"
 TEMPLATE_FIELDS = ("host", "purpose", "profile", "user")
@@ -739,3 +740,49 @@ def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key
     if plan["tag_update"]:
         _call(client, "tag_user", f"Failed to tag IAM user {user_name}", UserName=user_name, Tags=_tag_list(plan["tag_update"]))
     return result
+
+
+# ----------------------------------------------------------------------------------- many placements
+#
+# The seed and the rotation run one controller task for the whole play instead of one module run per
+# placement: each placement is still decided on its own, by the same functions, and one placement's
+# failure is reported in its own result without stopping the others.
+
+ACTIONS = {
+    "ensure": lambda client, placement, request, options: ensure_present(
+        client, placement, request.get("planted_key_id") or "", **options),
+    "begin": lambda client, placement, request, options: begin_rotation(
+        client, placement, request.get("planted_key_id") or "", request.get("max_age_days") or 0, **options),
+    "finish": lambda client, placement, request, options: finish_rotation(
+        client, placement, request.get("planted_key_id") or "", request.get("rotated_key_id") or "", **options),
+}
+
+
+def error_message(error, no_credentials_message) -> str:
+    """One line for a failed placement: what was being done and what AWS said, never a traceback."""
+    if isinstance(error, IdentityAWSError):
+        if isinstance(error.exception, botocore.exceptions.NoCredentialsError):
+            return no_credentials_message
+        return f"{error.message}: {error.exception}"
+    return str(error)
+
+
+def run_many(client, requests, action="ensure", concurrency=4, no_credentials_message="", **options) -> list:
+    """Run ``action`` for every request (host, path, profile and the action's key ids), in order, a few at a time.
+
+    Each result names its placement (host, path, profile); a placement that failed has ``failed: true``
+    and ``msg`` and nothing else, since nothing was handed out for it.
+    """
+    if action not in ACTIONS:
+        raise IdentityError(f"action must be one of {', '.join(ACTIONS)}")
+
+    def one(request):
+        placement = Placement(host=request["host"], path=request["path"], profile=request["profile"],
+                              reminder=request.get("reminder") or "", planted_by=request.get("planted_by") or "")
+        named = {"host": placement.host, "path": placement.path, "profile": placement.profile}
+        try:
+            return dict(named, **ACTIONS[action](client, placement, request, options))
+        except (IdentityError, IdentityAWSError) as error:
+            return dict(named, failed=True, changed=False, minted=False, msg=error_message(error, no_credentials_message))
+
+    return parallel_map(one, requests, concurrency)

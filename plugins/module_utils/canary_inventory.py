@@ -38,7 +38,6 @@ be hours old, and a used canary is the one fact this inventory must not report l
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import csv
 import datetime
 import io
@@ -53,6 +52,7 @@ except ImportError:  # the module reports the missing SDK; this only keeps the i
 
 
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping
+from ansible_collections.canarykeys.aws.plugins.module_utils.concurrency import MAX_CONCURRENCY, parallel_map
 
 LIST_ACCESS_KEYS = "list_access_keys"
 CREDENTIAL_REPORT = "credential_report"
@@ -62,7 +62,6 @@ KEY_STATUSES = ("Active", "Inactive")
 MAX_PAGE_SIZE = 1000
 DEFAULT_CONCURRENCY = 4
 _MAX_POLL_INTERVAL = 10.0
-MAX_CONCURRENCY = 16
 
 ORPHAN_NO_KEY = "no_key"
 ORPHAN_NOT_NEWEST = "not_newest"
@@ -248,14 +247,6 @@ def credential_report(reader: IAMReader, poll_interval: float = 0.5, timeout: fl
 # ---------------------------------------------------------------- assembling the result
 
 
-def _parallel(function, items, concurrency: int) -> list:
-    items = list(items)
-    if concurrency <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(function, items))
-
-
 def _newest_first(keys: list[dict]) -> list[dict]:
     oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
     return sorted(keys, key=lambda key: (key["created"] or oldest, key["access_key_id"] or "", key.get("slot", 0)), reverse=True)
@@ -332,7 +323,7 @@ def _read_keys(reader: IAMReader, selected: list, report: CredentialReport | Non
     planted = {user["UserName"]: canary_mapping.planted_key_from_tags(user.get("Tags", [])) for user, _mapping in selected}
     from_report = {name for name, key in planted.items() if report is not None and report.covers(name, key)}
     to_list = [user["UserName"] for user, _mapping in selected if user["UserName"] not in from_report]
-    listed = dict(zip(to_list, _parallel(lambda name: listed_keys(reader, name), to_list, concurrency)))
+    listed = dict(zip(to_list, parallel_map(lambda name: listed_keys(reader, name), to_list, concurrency)))
     keys_of, source_of = {}, {}
     for user, _mapping in selected:
         name = user["UserName"]
@@ -349,7 +340,7 @@ def _read_last_use(reader: IAMReader, keys_of: dict, concurrency: int) -> None:
         for key in keys:
             key["last_use"] = key.get("report_last_use")
     with_ids = [key for keys in keys_of.values() for key in keys if key["access_key_id"]]
-    for key, use in zip(with_ids, _parallel(lambda k: key_last_use(reader, k["access_key_id"]), with_ids, concurrency)):
+    for key, use in zip(with_ids, parallel_map(lambda k: key_last_use(reader, k["access_key_id"]), with_ids, concurrency)):
         key["last_use"] = use
         key["gone"] = use is None
 

@@ -22,44 +22,63 @@ _spec.loader.exec_module(seed)
 SECRET = "s3cr3t/" + "x" * 33
 
 
-def _result(path, profile, minted, planted=None, failed=False, key="AKIAEXAMPLE000000001"):
-    result = {
-        "seed_read_result": {
-            "path": path,
-            "access_key_id": planted,
-            "seed_placement": {"user": "deploy", "profile": profile, "region": "eu-west-1"},
-        },
-        "user_name": "web01-backup",
-        "access_key_id": key,
-        "minted": minted,
-    }
-    if minted:
-        result["secret_access_key"] = SECRET
+def _request(host, path, profile, planted=""):
+    return {"host": host, "path": path, "profile": profile, "planted_key_id": planted, "reminder": "r", "planted_by": "play",
+            "user": "deploy", "region": "eu-west-1"}
+
+
+def _outcome(host, path, profile, minted, failed=False, key="AKIAEXAMPLE000000001"):
+    """An entry of canary_key_batch's outcomes, as the module returns it (a secret when minted)."""
     if failed:
-        result = {"failed": True, "msg": "boom", "seed_read_result": result["seed_read_result"]}
-    return result
+        return {"host": host, "path": path, "profile": profile, "failed": True, "changed": False, "minted": False, "msg": "boom"}
+    outcome = {"host": host, "path": path, "profile": profile, "user_name": "web01-backup", "access_key_id": key,
+               "minted": minted, "changed": minted}
+    if minted:
+        outcome["secret_access_key"] = SECRET
+    return outcome
+
+
+# Two hosts in one batch, in the order the play gathered them.
+REQUESTS = [
+    _request("web01", "/home/deploy/.aws/credentials", "prod"),
+    _request("web01", "/root/.aws/credentials", "backup", planted="AKIAOLD0000000000001"),
+    _request("web02", "/root/.aws/credentials", "backup"),
+    _request("web01", "/home/x/.aws/credentials", "prod"),
+]
+OUTCOMES = [
+    _outcome("web01", "/home/deploy/.aws/credentials", "prod", minted=False),
+    _outcome("web01", "/root/.aws/credentials", "backup", minted=True),
+    _outcome("web02", "/root/.aws/credentials", "backup", minted=True, key="AKIAWEB02000000000001"),
+    _outcome("web01", "/home/x/.aws/credentials", "prod", minted=False, failed=True),
+]
+
+
+def test_host_outcomes_pick_this_hosts_placements_with_their_batch_index_and_no_secret():
+    mine = seed.host_outcomes(OUTCOMES, REQUESTS, "web01")
+    assert [(o["index"], o["profile"], o["minted"], o["failed"]) for o in mine] == [
+        (0, "prod", False, False), (1, "backup", True, False), (3, "prod", False, True)]
+    assert mine[2]["msg"] == "boom"
+    [other] = seed.host_outcomes(OUTCOMES, REQUESTS, "web02")
+    assert (other["index"], other["access_key_id"]) == (2, "AKIAWEB02000000000001")
+    assert SECRET not in json.dumps(mine + [other])
+
+
+def test_batch_placements_carry_only_the_modules_fields():
+    placements = seed.batch_placements(REQUESTS)
+    assert set(placements[0]) == {"host", "path", "profile", "planted_key_id", "reminder", "planted_by"}
+    assert [p["host"] for p in placements] == ["web01", "web01", "web02", "web01"]
 
 
 def test_plant_items_carry_index_and_no_secret():
-    results = [
-        _result("/home/deploy/.aws/credentials", "prod", minted=False),
-        _result("/root/.aws/credentials", "backup", minted=True, planted="AKIAOLD0000000000001"),
-        _result("/home/x/.aws/credentials", "prod", minted=True, failed=True),
-    ]
-    items = seed.plant_items(results)
+    items = seed.plant_items(seed.host_outcomes(OUTCOMES, REQUESTS, "web01"))
     assert [item["index"] for item in items] == [1]
     assert items[0]["replaceable_key_ids"] == ["AKIAOLD0000000000001"]
-    assert items[0]["region"] == "eu-west-1"
+    assert items[0]["region"] == "eu-west-1" and items[0]["user"] == "deploy"
     assert SECRET not in json.dumps(items)
 
 
 def test_placement_rows_and_table_have_no_secret():
-    results = [
-        _result("/home/deploy/.aws/credentials", "prod", minted=False),
-        _result("/root/.aws/credentials", "backup", minted=True),
-        {"failed": True, "msg": "nope"},
-    ]
-    rows = seed.placement_rows(results, "web01")
+    rows = seed.placement_rows(seed.host_outcomes(OUTCOMES, REQUESTS, "web01"), "web01")
     assert [row["status"] for row in rows] == ["unchanged", "minted"]
     table = seed.reminder_table(rows)
     assert table[0].split() == ["host", "file", "profile", "IAM", "user", "access", "key", "id", "status"]
@@ -111,6 +130,11 @@ def test_only_intact_planted_canaries_are_settled():
     ]
     unsettled = seed.unsettled_placements(reads, canaries, "web01", template)
     assert [r["seed_placement"]["profile"] for r in unsettled] == ["backup", "deploy", "old", "gone"]
+    requests = seed.mint_requests(reads, canaries, "web01", template, "Seed canary AWS keys")
+    assert [(r["profile"], r["planted_key_id"], r["reminder"]) for r in requests] == [
+        ("backup", "AKIAPLANTED000000002", f"web01:{path} profile backup"), ("deploy", "", f"web01:{path} profile deploy"),
+        ("old", "AKIAPLANTED000000004", f"web01:{path} profile old"), ("gone", "AKIAPLANTED000000005", f"web01:{path} profile gone")]
+    assert {(r["host"], r["path"], r["planted_by"], r["user"]) for r in requests} == {("web01", path, "Seed canary AWS keys", "deploy")}
     rows = seed.settled_rows(reads, canaries, "web01", template)
     assert [(r["profile"], r["access_key_id"], r["status"]) for r in rows] == [("prod", "AKIAPLANTED000000001", "unchanged")]
     # Another host with the same file and profile is another placement.

@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: canary_key_batch
+version_added: 0.2.0
+short_description: Ensure or rotate the IAM users and access keys of many canary placements in one run
+description:
+  - Does for every placement of O(placements) what M(canarykeys.aws.canary_key) does for one, with the same IAM calls,
+    the same refusals and the same results, in one module run on the controller instead of one run per placement.
+  - Each placement is decided on its own. A placement that fails (a refusal, an AWS error) has C(failed=true) and a
+    C(msg) in its RV(outcomes) entry, and the other placements go on; the task itself fails only on bad options.
+  - O(action=ensure) is the seed's step (C(canary_key) with O(canarykeys.aws.canary_key#module:state=present));
+    O(action=begin) and O(action=finish) are the two steps of a rotation (C(canary_key) with
+    O(canarykeys.aws.canary_key#module:rotation)).
+  - Every IAM call is retried with jittered backoff when AWS throttles; up to O(concurrency) placements are handled at
+    once.
+author:
+  - canarykeys maintainers (@canarykeys)
+options:
+  placements:
+    description:
+      - The placements, each one profile in one credentials file on one host.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      host:
+        description: The inventory host name of the placement.
+        type: str
+        required: true
+      path:
+        description: The absolute path of the credentials file on the host.
+        type: str
+        required: true
+      profile:
+        description: The profile of the credentials file that holds the key (not an AWS profile of the controller).
+        type: str
+        required: true
+      planted_key_id:
+        description:
+          - The access key id the profile holds now, as read from the host; empty when it holds none.
+          - With O(action=finish), the key the profile holds after the write, as read back.
+        type: str
+      reminder:
+        description:
+          - Free text recorded with the key and quoted by every alert. V("") leaves the recorded one.
+          - Used with O(action=ensure).
+        type: str
+        default: ""
+      planted_by:
+        description: Who or what planted the key (a play name). V("") leaves the recorded one.
+        type: str
+        default: ""
+      rotated_key_id:
+        description: With O(action=finish), the key the profile held before the rotation began. Required then.
+        type: str
+  action:
+    description:
+      - V(ensure) makes each placement's user exist with exactly one active key held by the host, minting a key only
+        where the profile does not hold it (the seed).
+      - V(begin) mints a second key for each placement whose planted key is due (O(max_age_days)).
+      - V(finish) keeps the key each profile holds and deletes the other.
+      - See M(canarykeys.aws.canary_key) for each step's rules.
+    type: str
+    choices: [ensure, begin, finish]
+    default: ensure
+  max_age_days:
+    description: With O(action=begin), rotate only a planted key at least this many days old. V(0) rotates any key.
+    type: int
+    default: 0
+  user_name_template:
+    description: How IAM user names are built; see M(canarykeys.aws.canary_key).
+    type: str
+    default: "{host}-{purpose}"
+  iam_path:
+    description: The IAM path of a user the module creates; see M(canarykeys.aws.canary_key).
+    type: str
+    default: /
+  concurrency:
+    description: Placements handled at once, 1 to 16.
+    type: int
+    default: 4
+notes:
+  - Set C(no_log) to V(true) on the task. Every key minted has its secret in its RV(outcomes) entry, which must reach
+    its host and nothing else.
+  - Run it once for the play (C(run_once), C(delegate_to=localhost)); the seed and rotate roles do, so that a play of
+    many hosts pays for one Python process and one boto3 import instead of one per placement.
+  - The IAM permissions are those of M(canarykeys.aws.canary_key), listed in the collection's C(docs/iam_permissions.md).
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is written to IAM; each result says what would happen, and no secret is returned.
+  diff_mode:
+    support: none
+  platform:
+    platforms: aws
+seealso:
+  - module: canarykeys.aws.canary_key
+  - module: canarykeys.aws.canary_key_info
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Ensure the canary of every placement the play found unsettled, in one run
+  canarykeys.aws.canary_key_batch:
+    placements:
+      - host: web03
+        path: /home/deploy/.aws/credentials
+        profile: prod
+        planted_key_id: ""
+        reminder: "web tier, ask the platform team"
+        planted_by: "{{ ansible_play_name }}"
+      - host: laptop-alice
+        path: /home/alice/.aws/credentials
+        profile: deploy
+        planted_key_id: AKIAIOSFODNN7EXAMPLE
+  delegate_to: localhost
+  run_once: true
+  no_log: true
+  register: minted
+
+- name: Begin the rotation of every planted key at least 90 days old
+  canarykeys.aws.canary_key_batch:
+    action: begin
+    max_age_days: 90
+    placements: "{{ due_placements }}"
+  delegate_to: localhost
+  run_once: true
+  no_log: true
+  register: rotation
+"""
+
+RETURN = r"""
+outcomes:
+  description:
+    - One entry per placement, in the order of O(placements).
+    - Each holds the placement's C(host), C(path) and C(profile) and, for a placement that did not fail, every value
+      M(canarykeys.aws.canary_key) returns for the same step (C(changed), C(minted), C(user_name), C(access_key_id),
+      C(secret_access_key) when a key was minted, C(deleted_access_key_ids), C(generation), C(mapping), C(rotation),
+      C(rotated_key_id)...).
+    - A placement that failed has C(failed=true), C(changed=false), C(minted=false) and C(msg), and nothing was minted
+      for it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - host: web03
+      path: /home/deploy/.aws/credentials
+      profile: prod
+      changed: true
+      minted: true
+      user_name: web03-backup
+      access_key_id: AKIAIOSFODNN7EXAMPLE
+      secret_access_key: "(returned once, never printed: no_log)"
+      generation: 1
+    - host: laptop-alice
+      path: /home/alice/.aws/credentials
+      profile: deploy
+      failed: true
+      changed: false
+      minted: false
+      msg: "profile deploy in /home/alice/.aws/credentials on laptop-alice holds access key AKIA..., which is not this
+        placement's canary key; refusing to mint: choose another profile"
+summary:
+  description: Counts over RV(outcomes).
+  returned: always
+  type: dict
+  sample: {"placements": 2, "changed": 1, "minted": 1, "failed": 1}
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity
+from ansible_collections.canarykeys.aws.plugins.module_utils.concurrency import MAX_CONCURRENCY
+
+NO_CREDENTIALS = (
+    "The controller has no usable AWS credentials: set aws_profile (or AWS_PROFILE), or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY"
+)
+
+
+def main():
+    placement_spec = dict(
+        host=dict(type="str", required=True),
+        path=dict(type="str", required=True),
+        profile=dict(type="str", required=True),
+        planted_key_id=dict(type="str", no_log=False),
+        reminder=dict(type="str", default=""),
+        planted_by=dict(type="str", default=""),
+        rotated_key_id=dict(type="str", no_log=False),
+    )
+    argument_spec = dict(
+        placements=dict(type="list", elements="dict", required=True, options=placement_spec),
+        action=dict(type="str", default="ensure", choices=list(canary_identity.ACTIONS)),
+        max_age_days=dict(type="int", default=0),
+        user_name_template=dict(type="str", default=canary_identity.DEFAULT_TEMPLATE),
+        iam_path=dict(type="str", default="/"),
+        concurrency=dict(type="int", default=4),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    template = params["user_name_template"]
+    try:
+        # Naming is checked before the first AWS call, so a refused template or path creates nothing anywhere.
+        canary_identity.check_iam_path(params["iam_path"])
+        for request in params["placements"]:
+            canary_identity.candidate_names(request["host"], request["path"], request["profile"], template)
+        if not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
+            raise canary_identity.IdentityError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+        if params["max_age_days"] < 0:
+            raise canary_identity.IdentityError(f"max_age_days must be 0 or more, not {params['max_age_days']}")
+        if params["action"] == "finish":
+            missing = [f"{r['host']}:{r['path']} [{r['profile']}]" for r in params["placements"] if not r["rotated_key_id"]]
+            if missing:
+                raise canary_identity.IdentityError(f"rotated_key_id is required to finish a rotation; missing for {', '.join(missing)}")
+    except canary_identity.IdentityError as e:
+        module.fail_json(msg=str(e))
+
+    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff()) if params["placements"] else None
+    requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
+    results = canary_identity.run_many(
+        client, requests, action=params["action"], concurrency=params["concurrency"], no_credentials_message=NO_CREDENTIALS,
+        template=template, iam_path=params["iam_path"], check_mode=module.check_mode,
+    )
+    for result in results:
+        for warning in result.pop("warnings", []):
+            module.warn(warning)
+    summary = {
+        "placements": len(results),
+        "changed": sum(1 for r in results if r.get("changed")),
+        "minted": sum(1 for r in results if r.get("minted")),
+        "failed": sum(1 for r in results if r.get("failed")),
+    }
+    # Not "results": Ansible reads a list by that name as loop items and would fail the task for one failed placement.
+    module.exit_json(changed=summary["changed"] > 0, outcomes=results, summary=summary)
+
+
+if __name__ == "__main__":
+    main()

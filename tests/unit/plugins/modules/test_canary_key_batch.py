@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""canarykeys.aws.canary_key_batch against a real moto server, IAM calls counted at the wire.
+
+The batch must decide every placement exactly as canary_key decides one (same IAM calls, same
+refusals, same results), report a failed placement in its own outcome without stopping the others,
+and print no secret anywhere but in the outcomes of the keys it minted.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+import re
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[4]
+for entry in (str(REPO), str(REPO / ".collections")):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+pytest.importorskip("boto3")
+pytest.importorskip("moto")
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping as cm  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.modules import canary_key, canary_key_batch  # noqa: E402
+from tools.local_aws.server import LocalAWS  # noqa: E402
+
+REGION = "us-east-1"
+PLACEMENTS = [
+    {"host": "web01", "path": "/home/deploy/.aws/credentials", "profile": "prod", "reminder": "web01 deploy"},
+    {"host": "web01", "path": "/root/.aws/credentials", "profile": "backup", "reminder": "web01 root"},
+    {"host": "web02", "path": "/home/deploy/.aws/credentials", "profile": "prod", "reminder": "web02 deploy"},
+    {"host": "laptop-alice", "path": "/home/alice/.aws/credentials", "profile": "deploy"},
+]
+
+
+@pytest.fixture(scope="module", name="local_aws")
+def fixture_local_aws():
+    with LocalAWS() as aws:
+        yield aws
+
+
+@pytest.fixture(name="aws")
+def fixture_aws(local_aws, monkeypatch, tmp_path):
+    local_aws.reset()
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return local_aws
+
+
+@pytest.fixture(name="run")
+def fixture_run(aws, capsys):
+    """Run a module's main() in-process; returns (result, everything it printed)."""
+
+    def run(module=canary_key_batch, check_mode=False, **args):
+        args = dict(args, region=REGION, endpoint_url=aws.endpoint_url, access_key="testing", secret_key="testing",
+                    _ansible_check_mode=check_mode)
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                module.main()
+        out, err = capsys.readouterr()
+        return json.loads(out), out + err
+
+    return run
+
+
+def iam_writes(aws, since):
+    return collections.Counter(c["action"] for c in aws.calls()[since:] if c["service"] == "iam" and not re.match(r"(Get|List)", c["action"]))
+
+
+def test_one_run_ensures_every_placement_and_hands_each_secret_out_once(aws, run):
+    iam = aws.client("iam", direct=True)
+    mark = len(aws.calls())
+    result, printed = run(placements=PLACEMENTS)
+
+    outcomes = result["outcomes"]
+    assert [(o["host"], o["path"], o["profile"]) for o in outcomes] == [(p["host"], p["path"], p["profile"]) for p in PLACEMENTS]
+    assert all(o["minted"] and o["changed"] and not o.get("failed") for o in outcomes)
+    assert result["changed"] is True and result["summary"] == {"placements": 4, "changed": 4, "minted": 4, "failed": 0}
+    # Per placement, exactly what canary_key writes for one.
+    assert iam_writes(aws, mark) == {"CreateUser": 4, "PutUserPolicy": 4, "CreateAccessKey": 4, "TagUser": 4}
+    for outcome in outcomes:
+        assert printed.count(outcome["secret_access_key"]) == 1
+        keys = iam.list_access_keys(UserName=outcome["user_name"])["AccessKeyMetadata"]
+        assert [k["AccessKeyId"] for k in keys] == [outcome["access_key_id"]]
+        tags = iam.list_user_tags(UserName=outcome["user_name"])["Tags"]
+        assert cm.mapping_from_tags(tags)["host"] == outcome["host"]
+        assert cm.planted_key_from_tags(tags)[0] == outcome["access_key_id"]
+    assert len({o["user_name"] for o in outcomes}) == 4
+
+    # The hosts now hold their keys: the same batch changes nothing and writes nothing.
+    held = [dict(p, planted_key_id=o["access_key_id"]) for p, o in zip(PLACEMENTS, outcomes)]
+    mark = len(aws.calls())
+    again, printed = run(placements=held)
+    assert again["changed"] is False and not any(o["minted"] for o in again["outcomes"])
+    assert iam_writes(aws, mark) == {}
+    assert all(o["secret_access_key"] not in printed for o in outcomes)
+
+
+def test_a_refused_placement_fails_alone(aws, run):
+    iam = aws.client("iam", direct=True)
+    iam.create_user(UserName="ci-deploy")
+    real = iam.create_access_key(UserName="ci-deploy")["AccessKey"]
+    placements = [PLACEMENTS[0], dict(PLACEMENTS[3], planted_key_id=real["AccessKeyId"]), PLACEMENTS[2]]
+
+    result, printed = run(placements=placements)
+
+    first, refused, third = result["outcomes"]
+    assert first["minted"] and third["minted"]
+    assert refused["failed"] is True and refused["minted"] is False and "secret_access_key" not in refused
+    assert "refusing to mint" in refused["msg"] and real["AccessKeyId"] in refused["msg"]
+    assert result["summary"]["failed"] == 1
+    # The task did not fail: the role fails only the host of the refused placement, after planting the others.
+    assert "failed" not in result
+    assert real["SecretAccessKey"] not in printed
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName="ci-deploy")["AccessKeyMetadata"]] == [real["AccessKeyId"]]
+
+
+def test_check_mode_writes_nothing(aws, run):
+    mark = len(aws.calls())
+    result, _printed = run(placements=PLACEMENTS, check_mode=True)
+    assert result["changed"] is True and all(o["minted"] and o["access_key_id"] is None for o in result["outcomes"])
+    assert all("secret_access_key" not in o for o in result["outcomes"])
+    assert iam_writes(aws, mark) == {}
+
+
+def test_rotation_in_two_batched_steps(aws, run):
+    iam = aws.client("iam", direct=True)
+    seeded, _printed = run(placements=PLACEMENTS[:2])
+    held = [dict(p, planted_key_id=o["access_key_id"]) for p, o in zip(PLACEMENTS[:2], seeded["outcomes"])]
+
+    begun, printed = run(placements=held, action="begin")
+    assert [o["rotation"] for o in begun["outcomes"]] == ["started", "started"]
+    assert all(printed.count(o["secret_access_key"]) == 1 for o in begun["outcomes"])
+    # Only the first host took its new key: the second placement rolls back.
+    confirmed = [dict(held[0], planted_key_id=begun["outcomes"][0]["access_key_id"], rotated_key_id=held[0]["planted_key_id"]),
+                 dict(held[1], rotated_key_id=held[1]["planted_key_id"])]
+    finished, _printed = run(placements=confirmed, action="finish")
+    assert [o["rotation"] for o in finished["outcomes"]] == ["completed", "rolled_back"]
+    for outcome, kept in zip(finished["outcomes"], (begun["outcomes"][0]["access_key_id"], held[1]["planted_key_id"])):
+        assert outcome["access_key_id"] == kept
+        assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=outcome["user_name"])["AccessKeyMetadata"]] == [kept]
+        assert cm.planted_key_from_tags(iam.list_user_tags(UserName=outcome["user_name"])["Tags"])[0] == kept
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"user_name_template": "{host}-canary"}, "canary"),
+    ({"concurrency": 0}, "concurrency"),
+    ({"action": "finish"}, "rotated_key_id is required"),
+])
+def test_bad_options_fail_before_any_call(aws, run, args, message):
+    mark = len(aws.calls())
+    result, _printed = run(placements=PLACEMENTS[:1], **args)
+    assert result["failed"] is True and message in result["msg"]
+    assert aws.calls()[mark:] == []
+
+
+def test_same_decisions_as_canary_key_one_by_one(aws, run):
+    """The batch is canary_key run for each placement: the same outcome fields for the same IAM state."""
+    single, _printed = run(module=canary_key, **PLACEMENTS[0])
+    held = dict(PLACEMENTS[0], planted_key_id=single["access_key_id"])
+    one, _printed = run(module=canary_key, **held)
+    batch, _printed = run(placements=[held])
+    [outcome] = batch["outcomes"]
+    assert {k: v for k, v in outcome.items() if k not in ("host", "path", "profile")} == {
+        k: v for k, v in one.items() if k not in ("invocation",)}
