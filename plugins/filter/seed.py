@@ -13,6 +13,7 @@ from __future__ import annotations
 import string
 
 from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id, sanitize_tag_value
+from ansible_collections.canarykeys.aws.plugins.module_utils.placement_batch import outcomes_for_host
 
 TABLE_COLUMNS = (
     ("host", "host"),
@@ -123,24 +124,14 @@ def batch_placements(requests):
     return [{field: request[field] for field in _MODULE_FIELDS if field in request} for request in requests or []]
 
 
-def _where(request):
-    return (request.get("host"), request.get("path"), request.get("profile"))
-
-
 def host_outcomes(outcomes, requests, host):
     """This host's requests, each with the index and the outcome (secret left out) of its placement in the batch.
 
     ``outcomes`` is canary_key_batch's RV(outcomes) for the requests of every host; the index is how a
     later task reaches the one secret it needs, without the secret travelling in a loop item.
     """
-    index_of = {_where(outcome): index for index, outcome in enumerate(outcomes or [])}
-    mine = []
-    for request in requests or []:
-        if request.get("host") != host or _where(request) not in index_of:
-            continue
-        index = index_of[_where(request)]
-        outcome = outcomes[index]
-        mine.append(dict(
+    return [
+        dict(
             {key: value for key, value in request.items() if key != "secret_access_key"},
             index=index,
             user_name=outcome.get("user_name"),
@@ -149,8 +140,9 @@ def host_outcomes(outcomes, requests, host):
             changed=bool(outcome.get("changed")),
             failed=bool(outcome.get("failed")),
             msg=outcome.get("msg"),
-        ))
-    return mine
+        )
+        for index, request, outcome in outcomes_for_host(outcomes, requests, host)
+    ]
 
 
 def plant_items(outcomes):

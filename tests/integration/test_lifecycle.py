@@ -34,7 +34,9 @@ TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 ROTATE = "playbooks/rotate_canaries.yml"
 RETIRE = "playbooks/retire_canaries.yml"
 RECONCILE = "playbooks/reconcile_canaries.yml"
-MINT_TASK = "Mint a second key for each placement due, keeping the planted one"
+# The first per-host task after the mint batch (a run_once result arrives for one host only): the keys
+# of every host are minted by then, and none is written yet.
+MINT_TASK = "Match this host's placements with their outcome of the mint batch"
 
 # Run as the file's owner on the host: which key botocore reads from the profile, and who AWS says it is.
 # A digest of the secret, never the secret: the test must not print what it checks.
