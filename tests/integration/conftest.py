@@ -8,12 +8,17 @@ fleet          session   web01, web02 (webservers: ops logs in, become root; hom
                          files they already had; skips with a one-line reason when not root
 clean_fleet    function  the fleet with every host up and every ~/.aws back as the session began
 local_aws      session   the embedded local AWS (tools/local_aws LocalAWS, or moto alone)
-aws            function  local AWS reset; AWS_* set for this process and its subprocesses
+aws_env        function  AWS_* set for this process and its subprocesses; the local AWS as it is
+aws            function  aws_env with the local AWS reset
 run_playbook   function  run(playbook, inventory, extra_vars=None, extra_args=()) -> (rc, output)
 
 Reset order matters: resetting the local AWS forgets every key, so a file still holding a key planted
 earlier looks like a profile the seed did not plant. Tests that seed use ``clean_fleet`` (which takes
-``aws``), never ``aws`` alone with a fleet another test has seeded.  See docs/testing.md.
+``aws``), never ``aws`` alone with a fleet another test has seeded.  Tests that only read a seeded
+fleet may share one seeding (test_seed_playbook's ``seeded``): ``aws_env.resets`` and
+``fleet.restores`` count the resets, so a shared state knows when another test has replaced it.
+Under pytest-xdist every worker has its own session: its own fleet and its own local AWS.
+See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -91,6 +96,8 @@ class FleetUnderTest:
         self.fleet = fleet
         self.inventory = inventory
         self.preexisting = dict(PREEXISTING)
+        # How many times restore() ran: a test that shares a seeded fleet checks that nobody restored it meanwhile.
+        self.restores = 0
 
     def __getattr__(self, name):
         return getattr(self.fleet, name)
@@ -109,6 +116,7 @@ class FleetUnderTest:
 
     def restore(self):
         """Every host up, every ~/.aws exactly as at the start of the session."""
+        self.restores += 1
         for name in self.fleet.hosts:
             self.fleet.start_host(name)
         for host, user in self.homes():
@@ -205,6 +213,9 @@ def local_aws(tmp_path_factory):
 class AWSContext:
     """What a test needs of the local AWS: its endpoint, the environment, clients, recorded calls."""
 
+    # Resets of the session's local AWS so far (one local AWS per session, so per xdist worker too).
+    resets = 0
+
     def __init__(self, server, env):
         self.server = server
         self.endpoint_url = server.endpoint_url
@@ -221,10 +232,15 @@ class AWSContext:
     def calls(self):
         return self.server.calls()
 
+    def reset(self):
+        """Forget every resource and key of the local AWS (counted in ``AWSContext.resets``)."""
+        self.server.reset()
+        AWSContext.resets += 1
+
 
 @pytest.fixture
-def aws(local_aws, monkeypatch, tmp_path):
-    local_aws.reset()
+def aws_env(local_aws, monkeypatch, tmp_path):
+    """The environment of ``aws`` without the reset: for a test that reads state an earlier one made."""
     controller_aws = tmp_path / "controller-aws"
     # LocalAWS knows its operator's credentials (they differ when it enforces IAM); moto alone takes any.
     operator = local_aws.operator_env() if hasattr(local_aws, "operator_env") else {}
@@ -247,13 +263,19 @@ def aws(local_aws, monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def aws(aws_env):
+    aws_env.reset()
+    return aws_env
+
+
+@pytest.fixture
 def clean_fleet(fleet, aws):  # pylint: disable=unused-argument,redefined-outer-name
     fleet.restore()
     return fleet
 
 
 @pytest.fixture
-def run_playbook(aws):  # pylint: disable=unused-argument
+def run_playbook(aws_env):  # pylint: disable=unused-argument
     """ansible-playbook from the repo root (its ansible.cfg) with the local AWS environment."""
 
     def run(playbook, inventory, extra_vars=None, extra_args=(), timeout=900):

@@ -92,11 +92,26 @@ def preexisting_secrets(fleet):
     return secrets
 
 
+# The one seeding the tests below share: the run's output and the (AWS resets, fleet restores) it belongs to.
+_SEEDING = {}
+
+
 @pytest.fixture
-def seeded(clean_fleet, aws, run_playbook):
-    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory, extra_args=["-vvvv", "--diff"])
-    assert rc == 0, output[-3000:]
-    return clean_fleet, aws, output
+def seeded(fleet, aws_env, run_playbook):
+    """A fleet seeded from clean by one run of the playbook, and that run's output.
+
+    The tests that take it only read the result (the re-run test runs the playbook again, and fails
+    unless that changes nothing), so they share one seeding instead of seeding again each.  It is
+    redone whenever anything reset the local AWS or restored the fleet since, i.e. when another test
+    ran in between (in file order that happens only after the last of them).
+    """
+    if _SEEDING.get("epoch") != (aws_env.resets, fleet.restores):
+        aws_env.reset()
+        fleet.restore()
+        rc, output = run_playbook(PLAYBOOK, fleet.inventory, extra_args=["-vvvv", "--diff"])
+        assert rc == 0, output[-3000:]
+        _SEEDING.update(epoch=(aws_env.resets, fleet.restores), output=output)
+    return fleet, aws_env, _SEEDING["output"]
 
 
 def test_every_placement_holds_its_active_canary_key(seeded):

@@ -15,6 +15,7 @@ Stdlib only, so the same file runs under the repo's virtualenv (tests) and under
     python tests/tooling/fleet.py up --dir .sandbox/fleet --webservers 2 --laptops 2 --inventory inv.yml
     python tests/tooling/fleet.py down --dir .sandbox/fleet
     python tests/tooling/fleet.py hosttools
+    python tests/tooling/fleet.py accounts --webservers 2 --laptops 2
 """
 
 from __future__ import annotations
@@ -188,6 +189,13 @@ def ensure_accounts(users, admins):
                 staged.unlink()
                 raise
             staged.rename(SUDOERS_DROPIN)
+
+
+def ensure_host_accounts(hosts):
+    """The OS users of these hosts (``plan_hosts``), and sudo for their admin logins."""
+    hosts = list(hosts)
+    ensure_accounts(sorted({user for host in hosts for user in host.users}),
+                    sorted({host.login_user for host in hosts if host.become}))
 
 
 def _mkdir(path, mode, user=None):
@@ -391,10 +399,7 @@ class Fleet:
         # The owner is recorded before anything runs, so a concurrent reap_stale never takes a fleet
         # that is still being built for a live session.
         self._save()
-        ensure_accounts(
-            sorted({user for host in self.hosts.values() for user in host.users}),
-            sorted({host.login_user for host in self.hosts.values() if host.become}),
-        )
+        ensure_host_accounts(self.hosts.values())
         _mkdir(self.dir / "keys", 0o700)
         for key in (self.key, self.host_key):
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "canarykeys-fleet", "-f", str(key)])
@@ -700,6 +705,9 @@ def main(argv=None):
     run.add_argument("host")
     run.add_argument("user")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
+    accounts = commands.add_parser("accounts", help="create the OS users of a fleet of this size (what `up` does first)")
+    accounts.add_argument("--webservers", type=int, default=2)
+    accounts.add_argument("--laptops", type=int, default=2)
     hosttools = commands.add_parser("hosttools", help=f"create {HOSTTOOLS} (AWS CLI + boto3 on {HOST_PYTHON})")
     hosttools.add_argument("--target", type=pathlib.Path, default=HOSTTOOLS)
     args = parser.parse_args(argv)
@@ -731,6 +739,13 @@ def main(argv=None):
             sys.stdout.write(proc.stdout)
             sys.stderr.write(proc.stderr)
             return proc.returncode
+        elif args.command == "accounts":
+            reason = unavailable_reason()
+            if reason:
+                raise FleetError(reason)
+            hosts = plan_hosts(args.webservers, args.laptops)
+            ensure_host_accounts(hosts)
+            _say("fleet accounts ready: " + ", ".join(sorted({user for host in hosts for user in host.users})))
         elif args.command == "hosttools":
             started = time.monotonic()
             target = ensure_hosttools(args.target)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pwd
 import socket
 import subprocess
 import sys
@@ -88,6 +89,19 @@ def test_teardown_refuses_a_directory_that_is_not_a_fleet(tmp_path):
 
 
 # -- with root: a real fleet -----------------------------------------------------------------------
+
+@needs_fleet
+def test_accounts_makes_the_users_of_a_fleet_before_any_is_up():
+    """What `make system-deps` runs, so that fleets brought up side by side find their users made."""
+    result = subprocess.run([sys.executable, str(pathlib.Path(fleet_tool.__file__)), "accounts", "--webservers", "1", "--laptops", "2"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "fleet accounts ready: alice, bob, deploy, ops"
+    for user in ("ops", "deploy", "alice", "bob"):
+        entry = pwd.getpwnam(user)
+        assert (entry.pw_dir, entry.pw_gecos) == (f"/home/{user}", fleet_tool.ACCOUNT_COMMENT)
+    assert "ops ALL=(ALL:ALL) NOPASSWD: ALL" in fleet_tool.SUDOERS_DROPIN.read_text(encoding="utf-8")
+
 
 @needs_fleet
 def test_login_user_logs_in_over_ssh_and_nobody_else(two_hosts):
@@ -192,9 +206,13 @@ def test_up_replaces_a_crashed_run_and_down_leaves_nothing(tmp_path):
         assert not directory.exists()
         assert not any(fleet_tool._is_alive(pid) for pid in current)  # pylint: disable=protected-access
         assert str(directory) not in pathlib.Path("/proc/self/mountinfo").read_text()
+        # The ports take a listener again. SO_REUSEADDR as sshd sets it: the connections the hosts closed may
+        # linger in TIME_WAIT for a minute, which refuses a plain bind (and only that) under load.
         for port in ports:
             with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(("127.0.0.1", port))
+                sock.listen()
     finally:
         session.kill()
         session.wait()

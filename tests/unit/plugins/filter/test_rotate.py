@@ -123,6 +123,10 @@ def _landed(outcomes_of_host, writes, confirms):
     return rotate.rotate_landed([w(p) for w, p in zip(writes, plants)], [c(p) for c, p in zip(confirms, plants)]), plants
 
 
+def _landed_only(outcomes_of_host, writes, confirms):
+    return _landed(outcomes_of_host, writes, confirms)[0]
+
+
 def test_landed_the_confirming_read_decides():
     plant = {"index": 0, "host": "web01", "path": HOME, "profile": "prod", "access_key_id": NEW1, "rotated_key_id": OLD1}
     # Confirmed: the key read back.
@@ -143,7 +147,7 @@ def test_landed_the_confirming_read_decides():
 
 def test_finish_covers_every_minted_placement_of_the_batch_even_of_a_host_without_a_record():
     web01 = rotate.rotate_outcomes(BEGIN, REQUESTS, "web01")
-    landed01, _ = _landed(web01, [_write], [lambda p: _confirm(p, NEW1)])
+    landed01 = _landed_only(web01, [_write], [lambda p: _confirm(p, NEW1)])
     # web02 recorded nothing (lost before its facts were set): its placement still gets finished, as holding the old key.
     placements = rotate.rotate_finish_placements(BEGIN, landed01, "Rotate canary AWS keys")
     assert placements == [
@@ -165,8 +169,8 @@ def test_finish_ignores_records_left_by_an_earlier_rotation():
 def test_rows_and_errors_after_a_run():
     web01 = rotate.rotate_outcomes(BEGIN, REQUESTS, "web01")
     web02 = rotate.rotate_outcomes(BEGIN, REQUESTS, "web02")
-    landed01, _ = _landed(web01, [_write], [lambda p: _confirm(p, NEW1)])
-    landed02, _ = _landed(web02, [lambda p: _write(p, unreachable=True)], [lambda p: _confirm(p, unreachable=True)])
+    landed01 = _landed_only(web01, [_write], [lambda p: _confirm(p, NEW1)])
+    landed02 = _landed_only(web02, [lambda p: _write(p, unreachable=True)], [lambda p: _confirm(p, unreachable=True)])
     finish = {"changed": True, "outcomes": [_finish("web01", HOME, "prod", "completed", NEW1),
                                             _finish("web02", ROOT, "backup", "rolled_back", OLD2)]}
     rows = rotate.rotate_rows(web01, finish) + rotate.rotate_rows(web02, finish)
