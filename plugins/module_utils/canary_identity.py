@@ -84,6 +84,14 @@ _STABLE_TAGS = (
 )
 
 
+# What a controller without AWS credentials is told, by every module that mints (botocore's own message
+# names no setting of ours).
+NO_CREDENTIALS = (
+    "The controller has no usable AWS credentials: set aws_profile (or AWS_PROFILE), or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY"
+)
+
+
 class IdentityError(Exception):
     """A refusal or a naming problem, with a message meant for the person running the play."""
 
@@ -758,7 +766,7 @@ ACTIONS = {
 }
 
 
-def error_message(error, no_credentials_message) -> str:
+def error_message(error, no_credentials_message=NO_CREDENTIALS) -> str:
     """One line for a failed placement: what was being done and what AWS said, never a traceback."""
     if isinstance(error, IdentityAWSError):
         if isinstance(error.exception, botocore.exceptions.NoCredentialsError):
@@ -767,7 +775,7 @@ def error_message(error, no_credentials_message) -> str:
     return str(error)
 
 
-def run_many(client, requests, action="ensure", concurrency=4, no_credentials_message="", **options) -> list:
+def run_many(client, requests, action="ensure", concurrency=4, no_credentials_message=NO_CREDENTIALS, **options) -> list:
     """Run ``action`` for every request (host, path, profile and the action's key ids), in order, a few at a time.
 
     Each result names its placement (host, path, profile); a placement that failed has ``failed: true``

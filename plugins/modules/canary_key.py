@@ -392,10 +392,7 @@ def iam_client(module):
         module.params["profile"] = placement_profile
 
 
-NO_CREDENTIALS = (
-    "The controller has no usable AWS credentials: set aws_profile (or AWS_PROFILE), or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY"
-)
+NO_CREDENTIALS = canary_identity.NO_CREDENTIALS
 
 
 def main():

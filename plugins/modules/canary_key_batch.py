@@ -184,11 +184,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity
 from ansible_collections.canarykeys.aws.plugins.module_utils.concurrency import MAX_CONCURRENCY
 
-NO_CREDENTIALS = (
-    "The controller has no usable AWS credentials: set aws_profile (or AWS_PROFILE), or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY"
-)
-
 
 def main():
     placement_spec = dict(
@@ -230,7 +225,7 @@ def main():
     client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff()) if params["placements"] else None
     requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
     results = canary_identity.run_many(
-        client, requests, action=params["action"], concurrency=params["concurrency"], no_credentials_message=NO_CREDENTIALS,
+        client, requests, action=params["action"], concurrency=params["concurrency"],
         template=template, iam_path=params["iam_path"], check_mode=module.check_mode,
     )
     for result in results:
