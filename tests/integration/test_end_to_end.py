@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from test_seed_playbook import canary_users, planted_secrets, preexisting_secrets, recap
+from test_seed_playbook import canary_users, fleet_profiles, planted_secrets, preexisting_secrets, recap
 from tooling.fleet import home_inside
 from tools.alert_sink import AlertSink
 from tools.local_aws.server import LocalAWS
@@ -272,16 +272,10 @@ def planted_placements(fleet):
         parser.read_string(text)
         preexisting |= {parser[section].get("aws_access_key_id") for section in parser.sections()}
     planted = {}
-    for host, user in fleet.homes():
-        text = fleet.read_file(host, user)
-        if not text:
-            continue
-        parser = configparser.RawConfigParser()
-        parser.read_string(text)
-        for profile in parser.sections():
-            key_id = parser[profile].get("aws_access_key_id")
-            if key_id and key_id not in preexisting:
-                planted[key_id] = (host, f"{home_inside(user)}/.aws/credentials", profile)
+    for host, user, profile, section in fleet_profiles(fleet):
+        key_id = section.get("aws_access_key_id")
+        if key_id and key_id not in preexisting:
+            planted[key_id] = (host, f"{home_inside(user)}/.aws/credentials", profile)
     return planted
 
 

@@ -51,17 +51,22 @@ def recap(output):
     return stats
 
 
-def planted_secrets(fleet):
-    """Every secret planted in the fleet's files, read from outside the hosts."""
-    secrets = []
+def fleet_profiles(fleet):
+    """(host, user, profile name, its section) of every profile in the fleet's credentials files, read from outside."""
     for host, user in fleet.homes():
         text = fleet.read_file(host, user)
         if not text:
             continue
         parser = configparser.RawConfigParser()
         parser.read_string(text)
-        secrets += [parser[s]["aws_secret_access_key"] for s in parser.sections() if "aws_secret_access_key" in parser[s]]
-    return secrets
+        for profile in parser.sections():
+            yield host, user, profile, parser[profile]
+
+
+def planted_secrets(fleet):
+    """Every secret planted in the fleet's files, read from outside the hosts."""
+    return [section["aws_secret_access_key"] for _host, _user, _profile, section in fleet_profiles(fleet)
+            if "aws_secret_access_key" in section]
 
 
 def canary_users(iam):

@@ -29,7 +29,8 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint
 
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key, canary_key_batch  # noqa: E402
-from tools.local_aws.server import LocalAWS  # noqa: E402
+# The local AWS and a clean AWS environment exactly as canary_key's own tests have them.
+from test_canary_key import fixture_aws, fixture_local_aws  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 REGION = "us-east-1"
 PLACEMENTS = [
@@ -38,24 +39,6 @@ PLACEMENTS = [
     {"host": "web02", "path": "/home/deploy/.aws/credentials", "profile": "prod", "reminder": "web02 deploy"},
     {"host": "laptop-alice", "path": "/home/alice/.aws/credentials", "profile": "deploy"},
 ]
-
-
-@pytest.fixture(scope="module", name="local_aws")
-def fixture_local_aws():
-    with LocalAWS() as aws:
-        yield aws
-
-
-@pytest.fixture(name="aws")
-def fixture_aws(local_aws, monkeypatch, tmp_path):
-    local_aws.reset()
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return local_aws
 
 
 @pytest.fixture(name="run")
