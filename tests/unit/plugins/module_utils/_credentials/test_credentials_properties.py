@@ -122,16 +122,20 @@ def _lines(data):
     return ini.split_lines(data.decode("utf-8"))
 
 
-@PROPERTY
-@given(credentials_files(), st.data())
-def test_property_update_touches_only_the_profile(botocore_reads, generated, data):
+def _one_profile(botocore_reads, generated, data):
+    """(bytes, a drawn profile, botocore's reading, the document, the profile's section, its key id)."""
     original, names = generated
     assume(names)
     profile = data.draw(st.sampled_from(names))
     before = botocore_reads(original)
     doc = ini.IniDocument.from_bytes(original, "F")
-    section = doc.section(profile)
-    current = before[profile].get("aws_access_key_id") or None
+    return original, profile, before, doc, doc.section(profile), before[profile].get("aws_access_key_id") or None
+
+
+@PROPERTY
+@given(credentials_files(), st.data())
+def test_property_update_touches_only_the_profile(botocore_reads, generated, data):
+    original, profile, before, doc, section, current = _one_profile(botocore_reads, generated, data)
     own_values = any(option.value for option in section.options)
     if current is None and own_values:
         with pytest.raises(errors.RefusedError):
@@ -157,13 +161,7 @@ def test_property_update_touches_only_the_profile(botocore_reads, generated, dat
 @PROPERTY
 @given(credentials_files(), st.data())
 def test_property_remove_takes_the_section_and_one_blank_line_only(botocore_reads, generated, data):
-    original, names = generated
-    assume(names)
-    profile = data.draw(st.sampled_from(names))
-    before = botocore_reads(original)
-    current = before[profile].get("aws_access_key_id") or None
-    doc = ini.IniDocument.from_bytes(original, "F")
-    section = doc.section(profile)
+    original, profile, before, doc, section, current = _one_profile(botocore_reads, generated, data)
     try:
         plan = plans.plan_absent(original, "F", profile, current or KEY)
     except errors.ParseError:
