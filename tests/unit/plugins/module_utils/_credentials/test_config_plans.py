@@ -43,8 +43,6 @@ def test_config_empty_section_gets_the_region():
     assert plan.data == b"[profile prod]\nregion = us-east-1\n[x]\na=1\n"
 
 
-
-
 @pytest.mark.parametrize("profile, expected", [
     ("default", b"[default]\nregion = us-east-1\noutput =\n"),
     ("prod", b"[default]\nregion =\noutput =\n\n[profile prod]\nregion = us-east-1\n"),

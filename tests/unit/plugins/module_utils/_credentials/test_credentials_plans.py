@@ -246,8 +246,6 @@ def test_plan_diff_masks_old_and_new_secrets():
     assert SECRET not in repr(diff) and FOREIGN_SECRET not in repr(diff) and KEY in diff["after"]
 
 
-
-
 # ------------------------------------------------------------------------------ files other tools read differently
 
 

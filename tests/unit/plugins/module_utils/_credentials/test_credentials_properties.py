@@ -197,7 +197,6 @@ def test_property_masked_text_holds_no_secret(generated):
     assert len(ini.split_lines(masked)) == len(_lines(original))
 
 
-
 # ------------------------------------------------------------------------------ no secret echoed from malformed files
 
 # Secret-looking: mixed-case base64 like a real secret (never the shape of an access key id).

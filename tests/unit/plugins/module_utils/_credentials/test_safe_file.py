@@ -113,5 +113,3 @@ def test_missing_directories_are_read_as_a_missing_file_and_only_the_last_is_cre
         assert target.read() is None and not target.exists
         with pytest.raises(errors.RefusedError, match="does not exist"):
             target.write(b"[a]\n")
-
-
