@@ -8,14 +8,16 @@ The local AWS (moto behind the counting proxy) runs twice in this process: fault
 (tools/local_aws/faults.py: IAM's throttling, eventual consistency, 500/503, dropped connections and
 lost answers, latency; see docs/local_aws.md).  Each time, for ``--hosts`` hosts of two placements each:
 
-    seed run 1, seed run 2      canary_key_batch action=ensure with the key id each host holds
+    seed run 1, seed run 2      canary_key_info (the seed role's key_source, credential_report), the seed
+                                role's filter of the placements that need a key, canary_key_batch
+                                action=ensure for those with the key id each host holds
     rotate run 1, rotate run 2  canary_key_batch action=begin (max_age_days 0), the host writes the new
                                 key, then action=finish with the key the host holds and the one it held
     retire run 1, retire run 2  canary_key_info (key_source list_access_keys), the host drops a profile
                                 that holds one of the listed keys, then canary_key state=absent per canary
 
 The modules' own functions run in-process (canary_identity.run_many, ensure_absent,
-canary_inventory.inventory) on the client the modules build: boto3 with botocore's default retries,
+canary_inventory.inventory, the seed role's filter) on the client the modules build: boto3 with botocore's default retries,
 wrapped in amazon.aws's AWSRetry.jittered_backoff, every call ``aws_retry=True``.  The hosts are a
 dict (placement -> the key id its profile holds): a host write always succeeds, so everything that
 goes wrong is on the controller's side.  After each run the end state is read from moto directly (not
@@ -43,6 +45,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_inventory  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.filter import seed as seed_filters  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.faults import FaultConfig  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -84,8 +87,32 @@ def run_batch(client, held, action, requests, concurrency):
     return outcomes, [normalised(f"{action}: {o.get('msg')}") for o in outcomes if o.get("failed")]
 
 
+def listing(client, everything, key_source):
+    """canary_key_info's result for every host, or (None, the failure) when the module would fail the play."""
+    try:
+        return canary_inventory.inventory(client, hosts=sorted({p[0] for p in everything}), key_source=key_source,
+                                          aws_retry=True), []
+    except Exception as exc:  # pylint: disable=broad-except
+        # The module fails the whole play then (fail_json_aws): nothing else happens in that run.
+        return None, [normalised(f"canary_key_info: {type(exc).__name__}: {exc}")]
+
+
 def seed(client, held, everything, concurrency):
-    outcomes, failures = run_batch(client, held, "ensure", [request(p, held) for p in everything], concurrency)
+    """The seed role's controller side: the bulk read, its filter of unsettled placements, the batch."""
+    listed, failures = listing(client, everything, canary_inventory.CREDENTIAL_REPORT)
+    if listed is None:
+        return failures
+    unsettled = set()
+    for host in sorted({p[0] for p in everything}):
+        reads = [{"path": path, "access_key_id": held.get((host, path, profile), ""),
+                  "seed_placement": {"profile": profile, "profile_name": profile, "reminder": "bench"}}
+                 for (h, path, profile) in everything if h == host]
+        unsettled.update((host, read["path"], read["seed_placement"]["profile"])
+                         for read in seed_filters.unsettled_placements(reads, listed["canaries"], host, "bench"))
+    requests = [request(p, held) for p in everything if p in unsettled]
+    if not requests:
+        return failures
+    outcomes, failures = run_batch(client, held, "ensure", requests, concurrency)
     for outcome in outcomes:
         if outcome.get("minted"):
             held[(outcome["host"], outcome["path"], outcome["profile"])] = outcome["access_key_id"]
@@ -101,19 +128,20 @@ def rotate(client, held, everything, concurrency):
             held[placement] = outcome["access_key_id"]
             finish.append(request(placement, held, rotated_key_id=old))
     if finish:
-        _outcomes, finish_failures = run_batch(client, held, "finish", finish, concurrency)
+        outcomes, finish_failures = run_batch(client, held, "finish", finish, concurrency)
         failures += finish_failures
+        # The host took the new key (held says so): a finish that keeps the old one is wrong, and the
+        # rotate role reports it as "the host did not take the new key; the new key was deleted".
+        failures += [normalised(f"finish: rotation {o['rotation']} although the profile holds the new key; deleted "
+                                f"{len(o['deleted_access_key_ids'])} key(s)")
+                     for o in outcomes if o.get("rotation") == canary_identity.ROTATION_ROLLED_BACK]
     return failures
 
 
 def retire(client, held, everything, concurrency):
-    failures = []
-    try:
-        listed = canary_inventory.inventory(client, hosts=sorted({p[0] for p in everything}),
-                                            key_source=canary_inventory.LIST_ACCESS_KEYS, aws_retry=True)
-    except Exception as exc:  # pylint: disable=broad-except
-        # The module fails the whole play here (fail_json_aws): nothing is retired.
-        return [normalised(f"canary_key_info: {type(exc).__name__}: {exc}")]
+    listed, failures = listing(client, everything, canary_inventory.LIST_ACCESS_KEYS)
+    if listed is None:
+        return failures
     for canary in listed["canaries"]:
         mapping = canary["mapping"]
         placement = (mapping["host"], mapping["path"], mapping["profile"])
