@@ -23,7 +23,9 @@ dict (placement -> the key id its profile holds): a host write always succeeds, 
 goes wrong is on the controller's side.  After each run the end state is read from moto directly (not
 counted, no fault): placements planted (the host's key is the user's only key and active), orphan
 keys (in IAM, held by no host), dead keys (held by a host, gone from IAM), canary users, and the
-placements that failed, by message.  No secret is printed or kept.
+placements that failed, by message.  Last, one placement seeded twice within the consistency window
+(its host took no key in between) shows whether the re-run finds the user it created.  No secret is
+printed or kept.
 """
 
 from __future__ import annotations
@@ -212,6 +214,20 @@ def benchmark(aws, everything, concurrency, label):
     return totals
 
 
+def reseed_within_window(aws, delay=5.0):
+    """A seed re-run seconds after the first, for a placement whose host took no key (its write failed)."""
+    aws.faults.config = FaultConfig(consistency_delay=delay)
+    aws.reset()
+    client = iam_client(aws)
+    placement = canary_identity.Placement("web900", "/home/deploy/.aws/credentials", "prod")
+    first = canary_identity.ensure_present(client, placement, "")
+    second = canary_identity.ensure_present(client, placement, "")
+    users = [u["UserName"] for u in aws.client("iam", direct=True).list_users()["Users"]]
+    print(f"\n== seed re-run within the consistency window ({delay:g} s), the host holding no key: run 1 user "
+          f"{first['user_name']}, run 2 user {second['user_name']} (created: {second.get('user_created')}); "
+          f"IAM users of the placement: {len(users)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100, help="hosts of two placements each (default 100: 200 placements)")
@@ -224,6 +240,7 @@ def main():
         aws.faults.config = FaultConfig.parse(args.faults)
         aws.reset()
         on = benchmark(aws, everything, args.concurrency, f"faults on ({args.faults})")
+        reseed_within_window(aws)
     print("\n== faults on / off")
     for key in ("time", "calls"):
         print(f"{key}: {on[key]:.1f} / {off[key]:.1f} = x{on[key] / max(off[key], 1e-9):.2f}")
