@@ -7,6 +7,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -208,6 +212,22 @@ def test_latency_is_added_to_the_selected_services_only(aws):
     assert aws.faults.counters()["by_action"] == {"latency": {"iam:ListUsers": 1}}
 
 
+def test_random_faults_come_at_their_rates(aws):
+    aws.faults.configure(error_rate=0.2, drop_rate=0.1, services="sts", seed=11)
+    sts = client(aws, "sts")
+    for _call in range(200):
+        try:
+            sts.get_caller_identity()
+        except (botocore.exceptions.ClientError, botocore.exceptions.ConnectionClosedError):
+            pass
+    injected = aws.faults.counters()["injected"]
+    errors, dropped = injected["error_500"] + injected["error_503"], injected["dropped"]
+    assert 20 <= errors <= 60 and 8 <= dropped <= 32
+    assert [c["fault"] for c in aws.calls()].count(None) == 200 - errors - dropped
+    client(aws, "iam").list_users()  # not a selected service
+    assert aws.faults.counters()["calls"] == 201 and sum(aws.faults.counters()["injected"].values()) == errors + dropped
+
+
 def outcomes(aws, calls=30):  # pylint: disable=redefined-outer-name
     iam = client(aws, "iam")
     result = []
@@ -262,3 +282,24 @@ def test_settings_from_the_environment_and_the_command_line():
     config = faults_mode.config_from_args(args, environ={faults_mode.ENV_VAR: "iam_rate=5,seed=9"})
     assert dataclasses.asdict(config) == dict(dataclasses.asdict(faults_mode.FaultConfig()), seed=9, iam_rate=15.0,
                                               consistency_delay=2.0)
+
+
+def test_the_cli_flags_set_the_faults():
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = dict(os.environ, **{faults_mode.ENV_VAR: "error_rate=0.5"})
+    proc = subprocess.Popen([sys.executable, "-m", "tools.local_aws.server", "--fault-error-rate", "1", "--fault-seed", "3"],
+                            cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = proc.stdout.readline().strip()
+        with urllib.request.urlopen(endpoint + faults_mode.CONTROL_PATH, timeout=10) as response:
+            assert json.loads(response.read())["config"]["error_rate"] == 1.0
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing", config=NO_RETRIES)
+        assert error_of(sts.get_caller_identity)[0] in (500, 503)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
