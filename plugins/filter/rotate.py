@@ -13,7 +13,7 @@ by ``index``.
 
 from __future__ import annotations
 
-from ansible_collections.canarykeys.aws.plugins.module_utils.placement_batch import outcomes_for_host, placement_of
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import outcomes_for_host, placement_of
 
 # What the rows and the messages need of a begin outcome; never secret_access_key.
 _BEGIN_FIELDS = ("rotation", "user_name", "access_key_id", "rotated_key_id", "key_age_days", "deleted_access_key_ids", "msg")
@@ -133,7 +133,7 @@ def rotate_finish_placements(outcomes, landed, planted_by=""):
         placements.append({
             "host": outcome.get("host"),
             "path": outcome.get("path"),
-            "profile": outcome.get("profile"),
+            "profile_name": outcome.get("profile"),
             "planted_key_id": held,
             "rotated_key_id": outcome.get("rotated_key_id"),
             "planted_by": planted_by or "",

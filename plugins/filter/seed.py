@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import string
 
-from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id, sanitize_tag_value
-from ansible_collections.canarykeys.aws.plugins.module_utils.placement_batch import outcomes_for_host
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import outcomes_for_host
 
 TABLE_COLUMNS = (
     ("host", "host"),
@@ -116,12 +116,14 @@ def mint_requests(read_results, canaries, host, template, planted_by):
     return requests
 
 
-_MODULE_FIELDS = ("host", "path", "profile", "planted_key_id", "reminder", "planted_by", "rotated_key_id")
+# Request field -> canary_key_batch placement option (the module refuses unknown fields).
+_MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
+                  "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id"}
 
 
 def batch_placements(requests):
-    """The requests of every host as canary_key_batch's ``placements`` (the module refuses unknown fields)."""
-    return [{field: request[field] for field in _MODULE_FIELDS if field in request} for request in requests or []]
+    """The requests of every host as canary_key_batch's ``placements``."""
+    return [{option: request[field] for field, option in _MODULE_FIELDS.items() if field in request} for request in requests or []]
 
 
 def host_outcomes(outcomes, requests, host):

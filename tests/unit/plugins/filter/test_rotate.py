@@ -8,10 +8,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
-import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / ".collections"))
 FILTER_FILE = REPO / "plugins" / "filter" / "rotate.py"
 _spec = importlib.util.spec_from_file_location("rotate_filters", FILTER_FILE)
 rotate = importlib.util.module_from_spec(_spec)
@@ -151,9 +149,9 @@ def test_finish_covers_every_minted_placement_of_the_batch_even_of_a_host_withou
     # web02 recorded nothing (lost before its facts were set): its placement still gets finished, as holding the old key.
     placements = rotate.rotate_finish_placements(BEGIN, landed01, "Rotate canary AWS keys")
     assert placements == [
-        {"host": "web01", "path": HOME, "profile": "prod", "planted_key_id": NEW1, "rotated_key_id": OLD1,
+        {"host": "web01", "path": HOME, "profile_name": "prod", "planted_key_id": NEW1, "rotated_key_id": OLD1,
          "planted_by": "Rotate canary AWS keys"},
-        {"host": "web02", "path": ROOT, "profile": "backup", "planted_key_id": "", "rotated_key_id": OLD2,
+        {"host": "web02", "path": ROOT, "profile_name": "backup", "planted_key_id": "", "rotated_key_id": OLD2,
          "planted_by": "Rotate canary AWS keys"},
     ]
     assert SECRET not in json.dumps(placements)

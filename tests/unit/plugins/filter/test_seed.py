@@ -7,12 +7,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
-import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id  # noqa: E402
 
 FILTER_FILE = REPO / "plugins" / "filter" / "seed.py"
 _spec = importlib.util.spec_from_file_location("seed_filters", FILTER_FILE)
@@ -65,7 +63,7 @@ def test_host_outcomes_pick_this_hosts_placements_with_their_batch_index_and_no_
 
 def test_batch_placements_carry_only_the_modules_fields():
     placements = seed.batch_placements(REQUESTS)
-    assert set(placements[0]) == {"host", "path", "profile", "planted_key_id", "reminder", "planted_by"}
+    assert set(placements[0]) == {"host", "path", "profile_name", "planted_key_id", "reminder", "planted_by"}
     assert [p["host"] for p in placements] == ["web01", "web01", "web02", "web01"]
 
 
