@@ -80,3 +80,21 @@ def outcomes_for_host(outcomes, requests, host) -> list:
         for request in requests or []
         if request.get("host") == host and placement_of(request) in index_of
     ]
+
+
+def landed_index(landed):
+    """The rotate filter's landed entries by placement and new key: facts left by an earlier run never match a new key."""
+    return {placement_of(item) + (item.get("access_key_id"),): item for item in landed or [] if item}
+
+
+def finish_outcomes(finish):
+    """The finish batch's outcomes by placement, and what to say for a placement without one."""
+    finish = finish or {}
+    by_place = {placement_of(outcome): outcome for outcome in finish.get("outcomes") or []}
+    if finish.get("failed"):
+        missing = finish.get("msg") or "canary_key_batch failed"
+    elif finish.get("skipped"):
+        missing = "the finish step did not run"
+    else:
+        missing = "no outcome from the finish step"
+    return by_place, missing
