@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """canarykeys.aws.canary_key_info: the module's real ``main()`` and real botocore against a real moto server.
 
-The listing logic has its own tests (tests/unit/plugins/module_utils/test_canary_inventory.py); these
+The listing logic has its own tests (tests/unit/plugins/module_utils/test_iam_estate.py); these
 check what the module adds: options, AWS connection from the environment, the result shape, check mode,
 error reporting, and IAM calls counted at the wire by the local AWS proxy.
 """
