@@ -15,13 +15,10 @@ import datetime
 import io
 import time
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import EstateError
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import utc
 
 _MAX_POLL_INTERVAL = 10.0
-
-
-class EstateError(Exception):
-    """The estate listing could not be completed for a reason other than an AWS error."""
 
 
 class CredentialReport:

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: canarykeys.aws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The two ways a canary placement fails, and the one line each becomes for the person running the play."""
+"""The errors of the IAM side: the two ways a canary placement fails (and the one line each becomes for the person
+running the play), and the estate listing's."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class IAMCallError(Exception):
         super().__init__(message)
         self.message = message
         self.exception = exception
+
+
+class EstateError(Exception):
+    """The estate listing could not be completed for a reason other than an AWS error."""
 
 
 def error_message(error, no_credentials_message=NO_CREDENTIALS) -> str:

@@ -40,7 +40,8 @@ import datetime
 import math
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import MAX_CONCURRENCY, parallel_map
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.credential_report import CredentialReport, EstateError, credential_report
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.credential_report import CredentialReport, credential_report
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import EstateError
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping, iam_reads
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import utc
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.iam_reads import MAX_PAGE_SIZE
