@@ -15,7 +15,7 @@ per key; each user's mapping tags are read once per invocation (``iam:ListUserTa
 whether the key is a canary.  A user who is no canary is reported too ("unknown IAM user activity in
 the canary account"), never dropped.  See docs/alerts.md for the payload and the channels.
 
-Ships in the Lambda package next to ``canary_mapping.py`` (plugins/module_utils, the one tag
+Ships in the Lambda package next to ``canary_mapping.py`` (plugins/module_utils/_lambda_shared, the one tag
 schema), ``alert_payload.py`` and ``alert_channels.py``.  Standard library + boto3 only.
 """
 

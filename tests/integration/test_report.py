@@ -29,7 +29,7 @@ if str(REPO / ".collections") not in sys.path:
 
 boto3 = pytest.importorskip("boto3")
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
 
 PLAYBOOK = "playbooks/report_canaries.yml"
 # (host, file, profile, user name); old-db01 is not in the test inventory.

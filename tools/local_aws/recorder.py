@@ -58,8 +58,9 @@ from tools.local_aws.filter_pattern import FilterPattern, PatternSyntaxError, Un
 LOGGER = logging.getLogger("canarykeys.local_aws")
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 LAMBDA_DIR = _REPO / "lambda"
-# The detection role packages lambda/*.py plus the shared mapping schema, flat at the zip root.
-SHARED_LAMBDA_SOURCES = (_REPO / "plugins" / "module_utils" / "canary_mapping.py",)
+# The detection role packages lambda/*.py plus the files the collection shares with the Lambda (the mapping
+# schema, the IAM reads), flat at the zip root.
+SHARED_LAMBDA_SOURCES = tuple(sorted((_REPO / "plugins" / "module_utils" / "_lambda_shared").glob("[!_]*.py")))
 # Errors of authentication, not authorisation: AWS logs no identity for them, so CloudTrail has no record.
 AUTHENTICATION_ERRORS = frozenset((
     "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthFailure", "IncompleteSignature",

@@ -4,7 +4,7 @@
 """Fixtures of the alert Lambda's tests.
 
 The Lambda package is flat (``alert_handler.py`` next to ``canary_mapping.py``), so its modules
-import each other by bare name: ``lambda/`` and ``plugins/module_utils/`` go on ``sys.path`` the way
+import each other by bare name: ``lambda/`` and ``plugins/module_utils/_lambda_shared/`` go on ``sys.path`` the way
 the zip's root is on Lambda's.
 
 aws          function  moto's AWS in-process (IAM, SNS, SQS), the handler's clients and cache reset,
@@ -33,7 +33,7 @@ import types
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
-for _path in (REPO / "plugins" / "module_utils", REPO / "lambda"):
+for _path in (REPO / "plugins" / "module_utils" / "_lambda_shared", REPO / "lambda"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 

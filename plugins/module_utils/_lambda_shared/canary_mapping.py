@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The mapping record: which placement a canary IAM user stands for.
 
-The IAM user's tags are the record of truth (see DESIGN.md, "The mapping
+The IAM user's tags are the record of truth (see docs/design.md, "The mapping
 record").  This file is standard library only and imports nothing from
 Ansible, because the same file is packaged verbatim into the alert Lambda:
 one source, never two copies that drift.

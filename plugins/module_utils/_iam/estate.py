@@ -1,17 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: canarykeys.aws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The estate inventory: every canary IAM user with its mapping, its keys and, on request, their last use.
+"""The estate: canary_key_info's listing of every canary IAM user with its mapping, its keys and, on request, their last use.
 
-No Ansible here: ``inventory(client, ...)`` takes any botocore IAM client (the module passes
+No Ansible here: ``list_estate(client, ...)`` takes any botocore IAM client (the module passes
 AnsibleAWSModule's retrying client with ``aws_retry=True``; tests and the benchmark pass a plain
 boto3 client).
 
 Why these calls (docs/canary_key_info.md has the full story):
 
-* ``ListUsers`` does not return tags and a canary is recognised only by its tags, so users come from
-  ``GetAccountAuthorizationDetails`` with ``Filter=["User"]``: every user *with its tags*, up to 1,000
-  per page.  Its cost grows with pages, not users.
+* Users with their tags come in bulk from ``GetAccountAuthorizationDetails`` (module_utils/_lambda_shared/
+  iam_reads.py, which the last-used detector Lambda shares).
 * No bulk IAM read returns access key ids.  ``ListAccessKeys`` (one call per user) is the only
   listing of ids and is always current: that is ``key_source="list_access_keys"``.
 * The credential report (``GenerateCredentialReport`` + ``GetCredentialReport``) gives every user's
@@ -32,77 +31,31 @@ if IAM returns short pages)::
                         + 1 GetCredentialReport + F ListAccessKeys                 [+ K GetAccessKeyLastUsed]
 
 The bracketed term is paid only with ``last_used=True``: the report has a last-used column, but it may
-be hours old, and a used canary is the one fact this inventory must not report late.
+be hours old, and a used canary is the one fact this listing must not report late.
 """
 
 from __future__ import annotations
 
-import collections
-import csv
 import datetime
-import io
 import math
-import threading
-import time
 
-try:
-    from botocore.exceptions import ClientError
-except ImportError:  # the module reports the missing SDK; this only keeps the import working
-    ClientError = Exception
-
-
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping
-from ansible_collections.canarykeys.aws.plugins.module_utils.concurrency import MAX_CONCURRENCY, parallel_map
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import MAX_CONCURRENCY, parallel_map
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.credential_report import CredentialReport, credential_report
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import EstateError
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping, iam_reads
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import utc
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.iam_reads import MAX_PAGE_SIZE
 
 LIST_ACCESS_KEYS = "list_access_keys"
 CREDENTIAL_REPORT = "credential_report"
 KEY_SOURCES = (CREDENTIAL_REPORT, LIST_ACCESS_KEYS)
 KEY_STATUSES = ("Active", "Inactive")
-# GetAccountAuthorizationDetails accepts MaxItems 1..1000 (botocore's IAM model).
-MAX_PAGE_SIZE = 1000
 DEFAULT_CONCURRENCY = 4
-_MAX_POLL_INTERVAL = 10.0
 
 ORPHAN_NO_KEY = "no_key"
 ORPHAN_NOT_NEWEST = "not_newest"
 # Results are sorted by placement, so a report reads host by host.
 _PLACEMENT_ORDER = ("host", "path", "profile")
-
-# Values IAM (and moto) put in date/region/service fields that mean "nothing here".
-_NO_VALUE = frozenset(("", "N/A", "n/a", "not_supported", "no_information"))
-
-
-class InventoryError(Exception):
-    """The inventory could not be completed for a reason other than an AWS error."""
-
-
-def _action_name(method: str) -> str:
-    return "".join(part.capitalize() for part in method.split("_"))
-
-
-def _error_code(error) -> str:
-    return (getattr(error, "response", None) or {}).get("Error", {}).get("Code", "")
-
-
-class IAMReader:
-    """Calls IAM through a client and counts each call by action (retries inside the client are not counted)."""
-
-    def __init__(self, client, aws_retry: bool = False):
-        self.client = client
-        self._extra = {"aws_retry": True} if aws_retry else {}
-        self.calls = collections.Counter()
-        self._lock = threading.Lock()
-
-    def call(self, method: str, **params):
-        with self._lock:
-            self.calls[_action_name(method)] += 1
-        return getattr(self.client, method)(**self._extra, **params)
-
-
-# ---------------------------------------------------------------- times
-
-
-utc = canary_mapping.utc
 
 
 def iso(value: datetime.datetime | None) -> str | None:
@@ -115,136 +68,27 @@ def age_days(created: datetime.datetime | None, now: datetime.datetime) -> int |
     return max(0, math.floor((now - created).total_seconds() / 86400))
 
 
-def _plain(value) -> str | None:
-    text = "" if value is None else str(value).strip()
-    return None if text in _NO_VALUE else text
-
-
 def last_use(date, service, region) -> dict:
     """One key's last use in the module's shape; a key never used has ``used: false`` and nulls."""
     when = utc(date)
     if when is None:
         return {"used": False, "date": None, "service_name": None, "region": None}
-    return {"used": True, "date": iso(when), "service_name": _plain(service), "region": _plain(region)}
+    return {"used": True, "date": iso(when), "service_name": iam_reads.plain(service), "region": iam_reads.plain(region)}
 
 
-# ---------------------------------------------------------------- IAM reads
+def listed_keys(call, user_name: str) -> list[dict] | None:
+    """The user's keys from ListAccessKeys; None if the user is gone."""
+    listed = iam_reads.list_access_keys(call, user_name)
+    if listed is None:
+        return None
+    return [{"access_key_id": key["AccessKeyId"], "status": key["Status"], "created": utc(key.get("CreateDate"))} for key in listed]
 
 
-def canary_users(reader: IAMReader, page_size: int = MAX_PAGE_SIZE):
-    """Yield (user detail, mapping) for every user tagged as ours, one GetAccountAuthorizationDetails page at a time."""
-    params = {"Filter": ["User"], "MaxItems": page_size}
-    while True:
-        page = reader.call("get_account_authorization_details", **params)
-        for user in page.get("UserDetailList", []):
-            mapping = canary_mapping.mapping_from_tags(user.get("Tags", []))
-            if mapping is not None:
-                yield user, mapping
-        # IAM may return fewer than MaxItems and still have more: only IsTruncated ends the listing.
-        if not page.get("IsTruncated"):
-            return
-        params["Marker"] = page["Marker"]
-
-
-def listed_keys(reader: IAMReader, user_name: str) -> list[dict] | None:
-    """The user's keys from ListAccessKeys (at most 2, so never a second page); None if the user is gone."""
-    try:
-        response = reader.call("list_access_keys", UserName=user_name)
-    except ClientError as error:
-        if _error_code(error) == "NoSuchEntity":
-            return None
-        raise
-    return [
-        {"access_key_id": key["AccessKeyId"], "status": key["Status"], "created": utc(key.get("CreateDate"))}
-        for key in response.get("AccessKeyMetadata", [])
-    ]
-
-
-def key_last_use(reader: IAMReader, access_key_id: str) -> dict | None:
+def key_last_use(call, access_key_id: str) -> dict | None:
     """GetAccessKeyLastUsed for one key; None if the key was deleted meanwhile."""
-    try:
-        response = reader.call("get_access_key_last_used", AccessKeyId=access_key_id)
-    except ClientError as error:
-        if _error_code(error) in ("NoSuchEntity", "AccessDenied"):
-            # AWS answers AccessDenied, moto NoSuchEntity, for a key that no longer exists.
-            return None
-        raise
-    info = response.get("AccessKeyLastUsed", {})
-    return last_use(info.get("LastUsedDate"), info.get("ServiceName"), info.get("Region"))
-
-
-class CredentialReport:
-    """The parsed credential report: key slots per user name, and how new the report is."""
-
-    def __init__(self, text: str, generated=None):
-        self.rows = {row["user"]: row for row in csv.DictReader(io.StringIO(text)) if row.get("user")}
-        # IAM's GeneratedTime is the truth on AWS; moto builds the report live but answers a fixed
-        # 2015 date.  A report cannot list anything that did not exist yet, so it is at least as
-        # new as every time it contains.
-        times = [utc(generated)]
-        for row in self.rows.values():
-            times.append(utc(row.get("user_creation_time")))
-            for slot in (1, 2):
-                times.append(utc(row.get(f"access_key_{slot}_last_rotated")))
-                times.append(utc(row.get(f"access_key_{slot}_last_used_date")))
-        known = [when for when in times if when is not None]
-        self.as_of = max(known) if known else None
-
-    def covers(self, user_name: str, planted_key) -> bool:
-        """Whether the report names every key of this canary: it holds exactly one, created when the tags say.
-
-        ``planted_key`` is ``canary_mapping.planted_key_from_tags()`` of the user.  Anything else (no tags,
-        no key or two keys in the report, a key of another second) is a state the report cannot name the
-        keys of, or that changed after it was made: the caller lists that user with ListAccessKeys.
-        """
-        if planted_key is None or user_name not in self.rows:
-            return False
-        slots = self._slots(self.rows[user_name])
-        return len(slots) == 1 and slots[0][1] == planted_key[1]
-
-    @staticmethod
-    def _slots(row: dict) -> list[tuple[int, datetime.datetime]]:
-        slots = [(slot, utc(row.get(f"access_key_{slot}_last_rotated"))) for slot in (1, 2)]
-        return [(slot, created) for slot, created in slots if created is not None]
-
-    def keys(self, user_name: str, planted_key=None) -> list[dict]:
-        """The user's keys in the report; the one created when ``planted_key`` says gets its id."""
-        row = self.rows[user_name]
-        keys = []
-        for slot, created in self._slots(row):
-            keys.append({
-                "access_key_id": planted_key[0] if planted_key and planted_key[1] == created else None,
-                "slot": slot,
-                "status": "Active" if row.get(f"access_key_{slot}_active", "").lower() == "true" else "Inactive",
-                "created": created,
-                "report_last_use": last_use(
-                    row.get(f"access_key_{slot}_last_used_date"),
-                    row.get(f"access_key_{slot}_last_used_service"),
-                    row.get(f"access_key_{slot}_last_used_region"),
-                ),
-            })
-        return keys
-
-
-def credential_report(reader: IAMReader, poll_interval: float = 0.5, timeout: float = 300.0,
-                      sleep=time.sleep, clock=time.monotonic) -> CredentialReport:
-    """Generate (or reuse, if under 4 hours old) the account's credential report and download it.
-
-    A new report usually takes seconds, a large account's longer: the polls start fast and back off.
-    """
-    deadline = clock() + timeout
-    while reader.call("generate_credential_report").get("State") != "COMPLETE":
-        if clock() >= deadline:
-            raise InventoryError(f"IAM did not finish the credential report within {timeout:.0f} seconds")
-        sleep(poll_interval)
-        poll_interval = min(poll_interval * 2, _MAX_POLL_INTERVAL)
-    response = reader.call("get_credential_report")
-    content = response.get("Content", b"")
-    text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
-    return CredentialReport(text, response.get("GeneratedTime"))
-
-
-# ---------------------------------------------------------------- assembling the result
+    # AWS answers AccessDenied, moto NoSuchEntity, for a key that no longer exists.
+    use = iam_reads.access_key_last_used(call, access_key_id, gone=("NoSuchEntity", "AccessDenied"))
+    return None if use is None else last_use(use["date"], use["service"], use["region"])
 
 
 def _newest_first(keys: list[dict]) -> list[dict]:
@@ -315,7 +159,7 @@ def placement_row(canary: dict, with_last_use: bool) -> dict:
     return row
 
 
-def _read_keys(reader: IAMReader, selected: list, report: CredentialReport | None, concurrency: int) -> tuple[dict, dict]:
+def _read_keys(call: iam_reads.IAMCalls, selected: list, report: CredentialReport | None, concurrency: int) -> tuple[dict, dict]:
     """User name -> keys newest first, and user name -> where they came from.
 
     From the report where it names every key of the canary, else from ListAccessKeys.
@@ -323,7 +167,7 @@ def _read_keys(reader: IAMReader, selected: list, report: CredentialReport | Non
     planted = {user["UserName"]: canary_mapping.planted_key_from_tags(user.get("Tags", [])) for user, _mapping in selected}
     from_report = {name for name, key in planted.items() if report is not None and report.covers(name, key)}
     to_list = [user["UserName"] for user, _mapping in selected if user["UserName"] not in from_report]
-    listed = dict(zip(to_list, parallel_map(lambda name: listed_keys(reader, name), to_list, concurrency)))
+    listed = dict(zip(to_list, parallel_map(lambda name: listed_keys(call, name), to_list, concurrency)))
     keys_of, source_of = {}, {}
     for user, _mapping in selected:
         name = user["UserName"]
@@ -334,18 +178,19 @@ def _read_keys(reader: IAMReader, selected: list, report: CredentialReport | Non
     return keys_of, source_of
 
 
-def _read_last_use(reader: IAMReader, keys_of: dict, concurrency: int) -> None:
+def _read_last_use(call: iam_reads.IAMCalls, keys_of: dict, concurrency: int) -> None:
     """Set each key's ``last_use``: GetAccessKeyLastUsed for keys with an id, the report's columns for the others."""
     for keys in keys_of.values():
         for key in keys:
-            key["last_use"] = key.get("report_last_use")
+            if "report_last_use" in key:
+                key["last_use"] = last_use(*key["report_last_use"])
     with_ids = [key for keys in keys_of.values() for key in keys if key["access_key_id"]]
-    for key, use in zip(with_ids, parallel_map(lambda k: key_last_use(reader, k["access_key_id"]), with_ids, concurrency)):
+    for key, use in zip(with_ids, parallel_map(lambda k: key_last_use(call, k["access_key_id"]), with_ids, concurrency)):
         key["last_use"] = use
         key["gone"] = use is None
 
 
-def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, key_source=CREDENTIAL_REPORT,
+def list_estate(client, hosts=None, status=None, iam_path=None, last_used=False, key_source=CREDENTIAL_REPORT,
               page_size=MAX_PAGE_SIZE, concurrency=DEFAULT_CONCURRENCY, aws_retry=False, now=None,
               report_poll_interval=0.5, report_timeout=300.0) -> dict:
     """List the canaries of the account.
@@ -359,27 +204,24 @@ def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, k
     ``status`` says: a reconciliation must see every key it may have to delete.
     """
     if key_source not in KEY_SOURCES:
-        raise InventoryError(f"key_source must be one of {', '.join(KEY_SOURCES)}")
+        raise EstateError(f"key_source must be one of {', '.join(KEY_SOURCES)}")
     if status is not None and status not in KEY_STATUSES:
-        raise InventoryError(f"status must be one of {', '.join(KEY_STATUSES)}")
+        raise EstateError(f"status must be one of {', '.join(KEY_STATUSES)}")
     if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
-        raise InventoryError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        raise EstateError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
     if not 1 <= int(concurrency) <= MAX_CONCURRENCY:
-        raise InventoryError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+        raise EstateError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
     now = utc(now) or datetime.datetime.now(datetime.timezone.utc)
-    reader = IAMReader(client, aws_retry=aws_retry)
+    call = iam_reads.IAMCalls(client, aws_retry=aws_retry)
     wanted_hosts = {canary_mapping.sanitize_tag_value(host) for host in hosts} if hosts else None
 
-    selected = [
-        (user, mapping) for user, mapping in canary_users(reader, int(page_size))
-        if (not iam_path or user.get("Path", "/").startswith(iam_path))
-        and (wanted_hosts is None or mapping["host"] in wanted_hosts)
-    ]
+    listed, _users = iam_reads.list_canaries(call, iam_path or "", int(page_size))
+    selected = [(user, mapping) for user, _tags, mapping in listed if wanted_hosts is None or mapping["host"] in wanted_hosts]
 
-    report = credential_report(reader, report_poll_interval, report_timeout) if key_source == CREDENTIAL_REPORT and selected else None
-    keys_of, source_of = _read_keys(reader, selected, report, concurrency)
+    report = credential_report(call, report_poll_interval, report_timeout) if key_source == CREDENTIAL_REPORT and selected else None
+    keys_of, source_of = _read_keys(call, selected, report, concurrency)
     if last_used:
-        _read_last_use(reader, keys_of, concurrency)
+        _read_last_use(call, keys_of, concurrency)
 
     canaries, orphans = [], []
     for user, mapping in selected:
@@ -421,5 +263,5 @@ def inventory(client, hosts=None, status=None, iam_path=None, last_used=False, k
         "summary": summary,
         "key_source": key_source,
         "credential_report_as_of": iso(report.as_of) if report is not None else None,
-        "iam_calls": dict(sorted(reader.calls.items())),
+        "iam_calls": dict(sorted(call.counts.items())),
     }

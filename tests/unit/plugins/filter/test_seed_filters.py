@@ -4,20 +4,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import pathlib
-import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id  # noqa: E402
 
-FILTER_FILE = REPO / "plugins" / "filter" / "seed.py"
-_spec = importlib.util.spec_from_file_location("seed_filters", FILTER_FILE)
-seed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(seed)
+from ansible_collections.canarykeys.aws.plugins.filter import placements as placement_filters  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.filter import tables  # noqa: E402
 
 SECRET = "s3cr3t/" + "x" * 33
 
@@ -53,34 +46,34 @@ OUTCOMES = [
 ]
 
 
-def test_host_outcomes_pick_this_hosts_placements_with_their_batch_index_and_no_secret():
-    mine = seed.host_outcomes(OUTCOMES, REQUESTS, "web01")
+def test_seed_outcomes_pick_this_hosts_placements_with_their_batch_index_and_no_secret():
+    mine = placement_filters.seed_outcomes(OUTCOMES, REQUESTS, "web01")
     assert [(o["index"], o["profile"], o["minted"], o["failed"]) for o in mine] == [
         (0, "prod", False, False), (1, "backup", True, False), (3, "prod", False, True)]
     assert mine[2]["msg"] == "boom"
-    [other] = seed.host_outcomes(OUTCOMES, REQUESTS, "web02")
+    [other] = placement_filters.seed_outcomes(OUTCOMES, REQUESTS, "web02")
     assert (other["index"], other["access_key_id"]) == (2, "AKIAWEB02000000000001")
     assert SECRET not in json.dumps(mine + [other])
 
 
 def test_batch_placements_carry_only_the_modules_fields():
-    placements = seed.batch_placements(REQUESTS)
-    assert set(placements[0]) == {"host", "path", "profile", "planted_key_id", "reminder", "planted_by"}
+    placements = placement_filters.batch_placements(REQUESTS)
+    assert set(placements[0]) == {"host", "path", "profile_name", "planted_key_id", "reminder", "planted_by"}
     assert [p["host"] for p in placements] == ["web01", "web01", "web02", "web01"]
 
 
-def test_plant_items_carry_index_and_no_secret():
-    items = seed.plant_items(seed.host_outcomes(OUTCOMES, REQUESTS, "web01"))
+def test_seed_plants_carry_index_and_no_secret():
+    items = placement_filters.seed_plants(placement_filters.seed_outcomes(OUTCOMES, REQUESTS, "web01"))
     assert [item["index"] for item in items] == [1]
     assert items[0]["replaceable_key_ids"] == ["AKIAOLD0000000000001"]
     assert items[0]["region"] == "eu-west-1" and items[0]["user"] == "deploy"
     assert SECRET not in json.dumps(items)
 
 
-def test_placement_rows_and_table_have_no_secret():
-    rows = seed.placement_rows(seed.host_outcomes(OUTCOMES, REQUESTS, "web01"), "web01")
+def test_seed_rows_and_table_have_no_secret():
+    rows = tables.seed_rows(placement_filters.seed_outcomes(OUTCOMES, REQUESTS, "web01"), "web01")
     assert [row["status"] for row in rows] == ["unchanged", "minted"]
-    table = seed.reminder_table(rows)
+    table = tables.reminder_table(rows)
     assert table[0].split() == ["host", "file", "profile", "IAM", "user", "access", "key", "id", "status"]
     assert len(table) == 4
     assert SECRET not in json.dumps(rows) + "\n".join(table)
@@ -90,13 +83,13 @@ def test_placement_rows_and_table_have_no_secret():
 
 def test_failed_results_include_unreachable():
     results = [{"changed": True}, {"failed": True}, {"unreachable": True}]
-    assert seed.failed_results(results) == results[1:]
+    assert placement_filters.failed_results(results) == results[1:]
 
 
 def test_fill_reminder_keeps_unknown_and_stray_braces():
     fields = {"host": "web01", "path": "/p", "profile": "prod", "user": "deploy"}
-    assert seed.fill_reminder("{host}:{path} [{profile}] {team}", fields) == "web01:/p [prod] {team}"
-    assert seed.fill_reminder("odd { brace", fields) == "odd { brace"
+    assert placement_filters.fill_reminder("{host}:{path} [{profile}] {team}", fields) == "web01:/p [prod] {team}"
+    assert placement_filters.fill_reminder("odd { brace", fields) == "odd { brace"
 
 
 def _read(path, profile, planted):
@@ -128,21 +121,21 @@ def test_only_intact_planted_canaries_are_settled():
                 f"web01:{path} profile backup"),
         _canary(path, "old", [("AKIAPLANTED000000004", "Active")], "an older reminder"),
     ]
-    unsettled = seed.unsettled_placements(reads, canaries, "web01", template)
+    unsettled = placement_filters.unsettled_placements(reads, canaries, "web01", template)
     assert [r["seed_placement"]["profile"] for r in unsettled] == ["backup", "deploy", "old", "gone"]
-    requests = seed.mint_requests(reads, canaries, "web01", template, "Seed canary AWS keys")
+    requests = placement_filters.seed_requests(reads, canaries, "web01", template, "Seed canary AWS keys")
     assert [(r["profile"], r["planted_key_id"], r["reminder"]) for r in requests] == [
         ("backup", "AKIAPLANTED000000002", f"web01:{path} profile backup"), ("deploy", "", f"web01:{path} profile deploy"),
         ("old", "AKIAPLANTED000000004", f"web01:{path} profile old"), ("gone", "AKIAPLANTED000000005", f"web01:{path} profile gone")]
     assert {(r["host"], r["path"], r["planted_by"], r["user"]) for r in requests} == {("web01", path, "Seed canary AWS keys", "deploy")}
-    rows = seed.settled_rows(reads, canaries, "web01", template)
+    rows = placement_filters.seed_settled_rows(reads, canaries, "web01", template)
     assert [(r["profile"], r["access_key_id"], r["status"]) for r in rows] == [("prod", "AKIAPLANTED000000001", "unchanged")]
     # Another host with the same file and profile is another placement.
-    assert len(seed.unsettled_placements(reads[:1], canaries, "web02", template)) == 1
+    assert len(placement_filters.unsettled_placements(reads[:1], canaries, "web02", template)) == 1
 
 
 def test_inactive_planted_key_is_not_settled():
     path = "/root/.aws/credentials"
     reads = [_read(path, "backup", "AKIAPLANTED000000001")]
     canaries = [_canary(path, "backup", [("AKIAPLANTED000000001", "Inactive")], "r")]
-    assert seed.unsettled_placements(reads, canaries, "web01", "r") == reads
+    assert placement_filters.unsettled_placements(reads, canaries, "web01", "r") == reads

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import datetime
 import pathlib
-import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity as ci  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping as cm  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import errors, plans  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0, tzinfo=datetime.timezone.utc)
-PLACEMENT = ci.Placement("web03", "/home/deploy/.aws/credentials", "prod", planted_by="rotation")
+PLACEMENT = plans.Placement("web03", "/home/deploy/.aws/credentials", "prod", planted_by="rotation")
 OLD, NEW, OTHER = "AKIAOLDOLDOLDOLDOLD1", "AKIANEWNEWNEWNEWNEW2", "AKIAOTHEROTHEROTHER3"
 
 
@@ -43,7 +41,7 @@ def test_a_planted_key_is_due_exactly_when_it_is_at_least_max_age_days_old(age, 
     planted = key(OLD, age)
     # IAM dates have microseconds at most: the age that counts is the one the date gives.
     exact = (NOW - planted["CreateDate"]).total_seconds() / 86400
-    plan = ci.plan_rotation_begin([planted], OLD, max_age, NOW)
+    plan = plans.plan_rotation_begin([planted], OLD, max_age, NOW)
     assert plan["mint"] == (exact >= max_age)
     assert plan["rotation"] == ("started" if exact >= max_age else "not_due")
     assert plan["age_days"] == pytest.approx(age, abs=1e-6)
@@ -52,9 +50,9 @@ def test_a_planted_key_is_due_exactly_when_it_is_at_least_max_age_days_old(age, 
 def test_keys_the_host_does_not_hold_go_whether_or_not_the_planted_key_is_due():
     # A rotation that died after its write leaves the old key behind: the next run, due or not, removes it.
     keys = [key(OLD, 100), key(OTHER, 1)]
-    assert ci.plan_rotation_begin(keys, OLD, 90, NOW)["orphans"] == [OTHER]
-    assert ci.plan_rotation_begin(keys, OLD, 365, NOW)["orphans"] == [OTHER]
-    assert ci.plan_rotation_begin(keys, OTHER, 365, NOW)["orphans"] == [OLD]
+    assert plans.plan_rotation_begin(keys, OLD, 90, NOW)["orphans"] == [OTHER]
+    assert plans.plan_rotation_begin(keys, OLD, 365, NOW)["orphans"] == [OTHER]
+    assert plans.plan_rotation_begin(keys, OTHER, 365, NOW)["orphans"] == [OLD]
 
 
 @pytest.mark.parametrize("planted, keys", [
@@ -64,12 +62,12 @@ def test_keys_the_host_does_not_hold_go_whether_or_not_the_planted_key_is_due():
     (OLD, []),
 ])
 def test_a_profile_without_its_active_key_is_not_rotated(planted, keys):
-    plan = ci.plan_rotation_begin(keys, planted, 0, NOW)
+    plan = plans.plan_rotation_begin(keys, planted, 0, NOW)
     assert (plan["rotation"], plan["mint"], plan["orphans"]) == ("not_planted", False, [])
 
 
 def test_the_new_key_survives_when_the_host_holds_it_and_the_record_advances():
-    plan = ci.plan_rotation_finish(PLACEMENT, user(3), [key(OLD, 100), key(NEW, 0)], NEW, OLD)
+    plan = plans.plan_rotation_finish(PLACEMENT, user(3), [key(OLD, 100), key(NEW, 0)], NEW, OLD)
     assert (plan["keep"], plan["doomed"], plan["rotation"], plan["generation"]) == (NEW, [OLD], "completed", 4)
     assert plan["tag_update"][cm.TAG_GENERATION] == "4"
     assert plan["tag_update"][cm.TAG_PLANTED_AT] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -81,21 +79,21 @@ def test_the_new_key_survives_when_the_host_holds_it_and_the_record_advances():
 
 @pytest.mark.parametrize("held", [OLD, "", OTHER])
 def test_otherwise_the_old_key_survives_and_the_record_stays(held):
-    plan = ci.plan_rotation_finish(PLACEMENT, user(3, named_key=key(OLD, 100)), [key(OLD, 100), key(NEW, 0)], held, OLD)
+    plan = plans.plan_rotation_finish(PLACEMENT, user(3, named_key=key(OLD, 100)), [key(OLD, 100), key(NEW, 0)], held, OLD)
     assert (plan["keep"], plan["doomed"], plan["rotation"], plan["generation"], plan["tag_update"]) == (OLD, [NEW], "rolled_back", 3, {})
 
 
 def test_a_rollback_names_the_old_key_where_the_tags_did_not():
-    plan = ci.plan_rotation_finish(PLACEMENT, user(3), [key(OLD, 100), key(NEW, 0)], "", OLD)
+    plan = plans.plan_rotation_finish(PLACEMENT, user(3), [key(OLD, 100), key(NEW, 0)], "", OLD)
     assert plan["rotation"] == "rolled_back" and plan["generation"] == 3
     assert plan["tag_update"] == cm.planted_key_tags(OLD, NOW - datetime.timedelta(days=100))
 
 
 def test_a_repeated_finish_neither_deletes_nor_counts_again():
-    plan = ci.plan_rotation_finish(PLACEMENT, user(4, named_key=key(NEW, 0)), [key(NEW, 0)], NEW, OLD)
+    plan = plans.plan_rotation_finish(PLACEMENT, user(4, named_key=key(NEW, 0)), [key(NEW, 0)], NEW, OLD)
     assert (plan["keep"], plan["doomed"], plan["rotation"], plan["tag_update"], plan["generation"]) == (NEW, [], "completed", {}, 4)
 
 
 def test_a_user_holding_neither_key_is_an_error_not_a_guess():
-    with pytest.raises(ci.IdentityError, match="holds neither"):
-        ci.plan_rotation_finish(PLACEMENT, user(), [key(OTHER, 0)], NEW, OLD)
+    with pytest.raises(errors.PlacementError, match="holds neither"):
+        plans.plan_rotation_finish(PLACEMENT, user(), [key(OTHER, 0)], NEW, OLD)

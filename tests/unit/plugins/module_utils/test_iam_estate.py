@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""module_utils/canary_inventory.py: the pure parts on their own, then the listing against a real moto server.
+"""module_utils/_iam/estate.py (and credential_report.py): the pure parts on their own, then the listing against a real moto server.
 
 The server is the local AWS (``tools.local_aws.server.LocalAWS``: moto_server on a free port behind a
 proxy that counts every request at the wire), so IAM call counts are measured, not taken from the
@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import datetime
 import pathlib
-import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-for _path in (REPO / ".collections", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_inventory as inv  # noqa: E402
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import credential_report as cr  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import iam_reads  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402
 from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
 UTC = datetime.timezone.utc
@@ -47,24 +45,24 @@ REPORT_HEADER = (
     ("N/A", None), ("not_supported", None), ("no_information", None), ("", None), (None, None), ("garbage", None),
 ])
 def test_times_from_iam_and_tags(value, expected):
-    assert inv.utc(value) == expected
+    assert estate.utc(value) == expected
 
 
 def test_age_is_whole_days_and_never_negative():
     created = datetime.datetime(2025, 1, 1, 12, tzinfo=UTC)
-    assert inv.age_days(created, created + datetime.timedelta(days=3, hours=23)) == 3
-    assert inv.age_days(created, created - datetime.timedelta(hours=1)) == 0
-    assert inv.age_days(None, created) is None
+    assert estate.age_days(created, created + datetime.timedelta(days=3, hours=23)) == 3
+    assert estate.age_days(created, created - datetime.timedelta(hours=1)) == 0
+    assert estate.age_days(None, created) is None
 
 
 def test_last_use_placeholders_mean_never():
-    assert inv.last_use(None, "N/A", "N/A") == {"used": False, "date": None, "service_name": None, "region": None}
-    assert inv.last_use("2025-02-03T04:05:06+00:00", "not_supported", "eu-west-1") == {
+    assert estate.last_use(None, "N/A", "N/A") == {"used": False, "date": None, "service_name": None, "region": None}
+    assert estate.last_use("2025-02-03T04:05:06+00:00", "not_supported", "eu-west-1") == {
         "used": True, "date": "2025-02-03T04:05:06+00:00", "service_name": None, "region": "eu-west-1"}
 
 
 def _report(*rows, generated="2025-03-01T00:00:00Z"):
-    return inv.CredentialReport("\n".join((REPORT_HEADER, *rows)) + "\n", generated)
+    return cr.CredentialReport("\n".join((REPORT_HEADER, *rows)) + "\n", generated)
 
 
 # The AWS format: dates with +00:00, "N/A" for a slot without a key, real service and region.
@@ -79,10 +77,10 @@ def test_credential_report_slots_status_and_last_use():
     report = _report(ROW_TWO_KEYS, ROW_NO_KEY)
     first, second = report.keys("web03-backup")
     assert (first["slot"], first["status"], first["access_key_id"]) == (1, "Inactive", None)
-    assert first["report_last_use"]["used"] is False
+    assert estate.last_use(*first["report_last_use"])["used"] is False
     assert (second["slot"], second["status"]) == (2, "Active")
     assert second["created"] == datetime.datetime(2025, 2, 1, tzinfo=UTC)
-    assert second["report_last_use"] == {"used": True, "date": "2025-02-20T08:00:00+00:00", "service_name": "sts",
+    assert estate.last_use(*second["report_last_use"]) == {"used": True, "date": "2025-02-20T08:00:00+00:00", "service_name": "sts",
                                          "region": "eu-west-1"}
     assert report.keys("web04-backup") == []
 
@@ -134,19 +132,19 @@ class ScriptedIAM:
 
 
 def test_credential_report_polls_until_complete():
-    reader = inv.IAMReader(ScriptedIAM(["STARTED", "INPROGRESS", "COMPLETE"]))
+    reader = iam_reads.IAMCalls(ScriptedIAM(["STARTED", "INPROGRESS", "COMPLETE"]))
     slept = []
-    report = inv.credential_report(reader, poll_interval=1, sleep=slept.append)
+    report = cr.credential_report(reader, poll_interval=1, sleep=slept.append)
     assert slept == [1, 2]
-    assert reader.calls == {"GenerateCredentialReport": 3, "GetCredentialReport": 1}
+    assert reader.counts == {"GenerateCredentialReport": 3, "GetCredentialReport": 1}
     assert "web03-backup" in report.rows
 
 
 def test_credential_report_gives_up_after_the_timeout():
     clock = iter(range(0, 1000, 10))
-    reader = inv.IAMReader(ScriptedIAM(["STARTED"] * 100))
-    with pytest.raises(inv.InventoryError, match="credential report"):
-        inv.credential_report(reader, poll_interval=10, timeout=30, sleep=lambda _s: None, clock=lambda: next(clock))
+    reader = iam_reads.IAMCalls(ScriptedIAM(["STARTED"] * 100))
+    with pytest.raises(estate.EstateError, match="credential report"):
+        cr.credential_report(reader, poll_interval=10, timeout=30, sleep=lambda _s: None, clock=lambda: next(clock))
 
 
 @pytest.mark.parametrize("options, message", [
@@ -157,8 +155,8 @@ def test_credential_report_gives_up_after_the_timeout():
     ({"concurrency": 0}, "concurrency"),
 ])
 def test_bad_options_fail_before_any_call(options, message):
-    with pytest.raises(inv.InventoryError, match=message):
-        inv.inventory(object(), **options)
+    with pytest.raises(estate.EstateError, match=message):
+        estate.list_estate(object(), **options)
 
 
 # ---------------------------------------------------------------- against the local AWS
@@ -231,7 +229,7 @@ def test_lists_canaries_with_their_mapping_and_nothing_else(aws, iam):
     plant(iam, "laptop-alice", path="/home/alice/.aws/credentials", profile="deploy")
     bystanders(iam)
 
-    result = inv.inventory(iam)
+    result = estate.list_estate(iam)
 
     assert [c["user_name"] for c in result["canaries"]] == ["laptop-alice-deploy", "web01-backup"]
     web01 = result["canaries"][1]
@@ -245,7 +243,7 @@ def test_lists_canaries_with_their_mapping_and_nothing_else(aws, iam):
     assert web01["user_arn"].endswith(":user/service/web01-backup")
     assert web01["keys"] == [{"access_key_id": key["AccessKeyId"], "status": "Active", "create_date": web01["keys"][0]["create_date"],
                               "age_days": 0, "newest": True, "report_slot": 1}]
-    assert inv.utc(web01["keys"][0]["create_date"]) is not None
+    assert estate.utc(web01["keys"][0]["create_date"]) is not None
     assert [row["host"] for row in result["placements"]] == ["laptop-alice", "web01"]
     assert result["placements"][1]["access_key_id"] == key["AccessKeyId"]
     assert "used" not in result["placements"][1]
@@ -255,8 +253,8 @@ def test_lists_canaries_with_their_mapping_and_nothing_else(aws, iam):
 
 def test_age_counts_from_the_key_creation(iam):
     plant(iam, "web01")
-    created = inv.utc(inv.inventory(iam)["canaries"][0]["keys"][0]["create_date"])
-    result = inv.inventory(iam, now=created + datetime.timedelta(days=10, hours=5))
+    created = estate.utc(estate.list_estate(iam)["canaries"][0]["keys"][0]["create_date"])
+    result = estate.list_estate(iam, now=created + datetime.timedelta(days=10, hours=5))
     assert result["canaries"][0]["keys"][0]["age_days"] == 10
     assert result["placements"][0]["age_days"] == 10
 
@@ -268,22 +266,22 @@ def test_filters_host_status_and_iam_path(iam):
     iam.update_access_key(UserName="web03-backup", AccessKeyId=inactive["AccessKeyId"], Status="Inactive")
     bystanders(iam)
 
-    assert [c["user_name"] for c in inv.inventory(iam, hosts=["web02", "web03", "web99"])["canaries"]] == [
+    assert [c["user_name"] for c in estate.list_estate(iam, hosts=["web02", "web03", "web99"])["canaries"]] == [
         "web02-backup", "web03-backup"]
-    assert [c["user_name"] for c in inv.inventory(iam, iam_path="/svc/")["canaries"]] == ["web01-backup"]
-    assert len(inv.inventory(iam, iam_path="/")["canaries"]) == 3
+    assert [c["user_name"] for c in estate.list_estate(iam, iam_path="/svc/")["canaries"]] == ["web01-backup"]
+    assert len(estate.list_estate(iam, iam_path="/")["canaries"]) == 3
 
-    only_inactive = inv.inventory(iam, status="Inactive")
+    only_inactive = estate.list_estate(iam, status="Inactive")
     [canary] = only_inactive["canaries"]
     assert [k["access_key_id"] for k in canary["keys"]] == [inactive["AccessKeyId"]]
     # The status filter narrows what is listed, never what a reconciliation must see.
     assert [(o["user_name"], o["access_key_id"]) for o in only_inactive["orphans"]] == [("web03-backup", inactive["AccessKeyId"])]
-    assert len(inv.inventory(iam, status="Active")["canaries"]) == 3
+    assert len(estate.list_estate(iam, status="Active")["canaries"]) == 3
 
 
 def test_host_filter_matches_the_sanitised_tag(iam):
     plant(iam, "web#7")
-    assert [c["mapping"]["host"] for c in inv.inventory(iam, hosts=["web#7"])["canaries"]] == ["web_7"]
+    assert [c["mapping"]["host"] for c in estate.list_estate(iam, hosts=["web#7"])["canaries"]] == ["web_7"]
 
 
 def test_orphans_are_keyless_users_and_keys_older_than_the_newest(iam):
@@ -291,7 +289,7 @@ def test_orphans_are_keyless_users_and_keys_older_than_the_newest(iam):
     old, new = plant(iam, "web02", keys=2)
     plant(iam, "web03")
 
-    result = inv.inventory(iam)
+    result = estate.list_estate(iam)
 
     assert [(o["host"], o["reason"], o["access_key_id"]) for o in result["orphans"]] == [
         ("web01", "no_key", None), ("web02", "not_newest", old["AccessKeyId"])]
@@ -309,12 +307,12 @@ def test_last_use_after_the_key_is_used(aws, iam):
     assert use_key(aws, used, region="eu-west-2").endswith(":user/web01-backup")
     use_key(aws, old)  # an older key of a placement still burns the placement
 
-    result = inv.inventory(iam, last_used=True)
+    result = estate.list_estate(iam, last_used=True)
 
     web01 = result["canaries"][0]["keys"][0]
     assert web01["last_used"]["used"] is True
     assert (web01["last_used"]["service_name"], web01["last_used"]["region"]) == ("sts", "eu-west-2")
-    assert inv.utc(web01["last_used"]["date"]) >= inv.utc(web01["create_date"])
+    assert estate.utc(web01["last_used"]["date"]) >= estate.utc(web01["create_date"])
     rows = {row["host"]: row for row in result["placements"]}
     assert rows["web01"]["used"] is True and rows["web01"]["last_used_service"] == "sts"
     assert rows["web02"]["access_key_id"] == new["AccessKeyId"]
@@ -331,18 +329,18 @@ def test_iam_calls_list_access_keys(aws, iam):
 
     exact = {"key_source": "list_access_keys"}
     before = len(aws.calls())
-    result = inv.inventory(iam, **exact)
+    result = estate.list_estate(iam, **exact)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3}
     assert result["iam_calls"] == iam_calls(aws, before)
     assert {c["key_source"] for c in result["canaries"]} == {"list_access_keys"}
 
     before = len(aws.calls())
-    result = inv.inventory(iam, last_used=True, concurrency=1, **exact)
+    result = estate.list_estate(iam, last_used=True, concurrency=1, **exact)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3, "GetAccessKeyLastUsed": 3}
 
     # Filters apply before any per-user call.
     before = len(aws.calls())
-    inv.inventory(iam, hosts=["web02"], last_used=True, **exact)
+    estate.list_estate(iam, hosts=["web02"], last_used=True, **exact)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 1, "GetAccessKeyLastUsed": 2}
 
 
@@ -359,7 +357,7 @@ def test_credential_report_source_costs_a_constant(aws, iam):
     use_key(aws, used)
 
     before = len(aws.calls())
-    result = inv.inventory(iam, report_poll_interval=0.05)
+    result = estate.list_estate(iam, report_poll_interval=0.05)
 
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2,
                                       "GetCredentialReport": 1}
@@ -368,10 +366,10 @@ def test_credential_report_source_costs_a_constant(aws, iam):
     assert all(k["access_key_id"] and k["report_slot"] == 1 for c in result["canaries"] for k in c["keys"])
     # The same census as ListAccessKeys, key ids included; last use costs one call per key, read live.
     before = len(aws.calls())
-    with_use = inv.inventory(iam, last_used=True)
+    with_use = estate.list_estate(iam, last_used=True)
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 1,
                                       "GetCredentialReport": 1, "GetAccessKeyLastUsed": 7}
-    listed = inv.inventory(iam, last_used=True, key_source="list_access_keys")
+    listed = estate.list_estate(iam, last_used=True, key_source="list_access_keys")
     assert _census(with_use) == _census(listed)
     assert [row["used"] for row in with_use["placements"]] == [False] * 6 + [True]
     assert with_use["placements"] == listed["placements"]
@@ -387,7 +385,7 @@ def test_credential_report_falls_back_for_canaries_it_does_not_account_for(aws, 
     keyless = plant(iam, "web05", keys=0)
 
     before = len(aws.calls())
-    result = inv.inventory(iam, report_poll_interval=0.05)
+    result = estate.list_estate(iam, report_poll_interval=0.05)
 
     assert iam_calls(aws, before) == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2,
                                       "GetCredentialReport": 1, "ListAccessKeys": 4}
@@ -400,7 +398,7 @@ def test_credential_report_falls_back_for_canaries_it_does_not_account_for(aws, 
     assert by_host["web04"] == [outside["AccessKeyId"]]
     assert by_host["web05"] == [] and keyless == []
     assert [(o["host"], o["reason"]) for o in result["orphans"]] == [("web02", "not_newest"), ("web05", "no_key")]
-    assert _census(result) == _census(inv.inventory(iam, key_source="list_access_keys"))
+    assert _census(result) == _census(estate.list_estate(iam, key_source="list_access_keys"))
 
 
 class PagedIAM:
@@ -436,7 +434,7 @@ def test_pagination_reads_every_page_once(aws, iam, short_pages):
     bystanders(iam)  # 10 users in all
     paged = PagedIAM(iam, short_pages=short_pages)
 
-    result = inv.inventory(paged, page_size=3, report_poll_interval=0.05)
+    result = estate.list_estate(paged, page_size=3, report_poll_interval=0.05)
 
     assert len(result["canaries"]) == 7
     expected_pages = 5 if short_pages else 4
@@ -468,7 +466,7 @@ class DeletingIAM:
 def test_a_canary_deleted_meanwhile_is_left_out(iam):
     plant(iam, "web01")
     plant(iam, "web02")
-    result = inv.inventory(DeletingIAM(iam, "web01-backup"), last_used=True)
+    result = estate.list_estate(DeletingIAM(iam, "web01-backup"), last_used=True)
     assert [c["user_name"] for c in result["canaries"]] == ["web02-backup"]
 
 
@@ -476,6 +474,6 @@ def test_concurrency_changes_nothing_but_speed(iam):
     for n in range(9):
         plant(iam, f"web{n:02d}", keys=1 + n % 2)
     now = datetime.datetime.now(UTC)
-    serial = inv.inventory(iam, last_used=True, concurrency=1, now=now, key_source="list_access_keys")
-    parallel = inv.inventory(iam, last_used=True, concurrency=8, now=now, key_source="list_access_keys")
+    serial = estate.list_estate(iam, last_used=True, concurrency=1, now=now, key_source="list_access_keys")
+    parallel = estate.list_estate(iam, last_used=True, concurrency=8, now=now, key_source="list_access_keys")
     assert serial == parallel
