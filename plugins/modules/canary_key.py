@@ -352,13 +352,14 @@ def main():
             raise PlacementError("rotation works with state=present only")
         client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
         options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
+        guard = dict(deny_all=params["deny_all"])
         planted_key_id = params["planted_key_id"] or ""
         if params["rotation"] == "begin":
-            result = apply.begin_rotation(client, placement, planted_key_id, params["max_age_days"], **options)
+            result = apply.begin_rotation(client, placement, planted_key_id, params["max_age_days"], **options, **guard)
         elif params["rotation"] == "finish":
             result = apply.finish_rotation(client, placement, planted_key_id, params["rotated_key_id"], **options)
         elif params["state"] == "present":
-            result = apply.ensure_present(client, placement, planted_key_id, **options)
+            result = apply.ensure_present(client, placement, planted_key_id, **options, **guard)
         else:
             result = apply.ensure_absent(client, placement, params["access_key_id"] or "", user_name=params["user_name"] or "", **options)
     except PlacementError as e:

@@ -213,6 +213,15 @@ canaries:
           returned: always
           type: str
           sample: ""
+    inline_policies:
+      description:
+        - The names of the user's inline policies, from the same bulk read. V(default) is the deny-all that
+          M(canarykeys.aws.canary_key) puts with O(canarykeys.aws.canary_key#module:deny_all=true) only.
+      returned: always
+      type: list
+      elements: str
+      sample: []
+      version_added: 0.1.0
     key_source:
       description: Where this canary's keys came from, V(credential_report) or V(list_access_keys).
       returned: always

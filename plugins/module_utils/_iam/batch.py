@@ -59,8 +59,11 @@ def run_many(client, requests, action="ensure", concurrency=4, no_credentials_me
         placement = Placement(host=request["host"], path=request["path"], profile=request["profile_name"],
                               reminder=request.get("reminder") or "", planted_by=request.get("planted_by") or "")
         named = {"host": placement.host, "path": placement.path, "profile": placement.profile}
+        # A group's own naming, and the inline policies the bulk read saw, travel with the placement.
+        own = dict(options, template=request.get("user_name_template") or options.get("template"),
+                   policy_names=request.get("inline_policies"))
         try:
-            return dict(named, **ACTIONS[action](client, placement, request, options))
+            return dict(named, **ACTIONS[action](client, placement, request, own))
         except (PlacementError, IAMCallError) as error:
             return dict(named, failed=True, changed=False, minted=False, msg=error_message(error, no_credentials_message))
 
