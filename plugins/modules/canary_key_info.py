@@ -312,6 +312,7 @@ placements:
       key_create_date: "2025-01-31T09:12:44+00:00"
       age_days: 42
       key_count: 1
+      inline_policies: []
       used: true
       last_used_date: "2025-03-02T17:40:00+00:00"
       last_used_service: sts

@@ -144,6 +144,7 @@ def placement_row(canary: dict, with_last_use: bool) -> dict:
         "key_create_date": key.get("create_date"),
         "age_days": key.get("age_days"),
         "key_count": len(canary["keys"]),
+        "inline_policies": canary["inline_policies"],
     })
     if with_last_use:
         # A placement is burnt if ANY of its keys was used, not only the newest one.
