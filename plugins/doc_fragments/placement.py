@@ -70,6 +70,14 @@ inline_policies:
   type: list
   elements: str
   version_added: 0.1.0
+user_name:
+  description:
+    - The placement's existing IAM user as M(canarykeys.aws.canary_key_info) listed it, whatever its name. With
+      O(action=ensure) it is tried first and used only if its C(canarykeys:placement) tag is this placement's, so a user
+      named under an earlier naming keeps its name. Unset, the user is found by its candidate names and by the key the
+      profile holds.
+  type: str
+  version_added: 0.1.0
 """
 
 

@@ -137,6 +137,8 @@ def seed_requests(read_results, canaries, host, template, planted_by, deny_all=F
             request["user_name_template"] = placement.get("user_name_template") or user_name_template
         if canary.get("inline_policies") is not None:
             request["inline_policies"] = canary["inline_policies"]
+        if canary.get("user_name"):
+            request["user_name"] = canary["user_name"]
         requests.append(request)
     return requests
 
@@ -145,7 +147,7 @@ def seed_requests(read_results, canaries, host, template, planted_by, deny_all=F
 # Request field -> canary_key_batch placement option (the module refuses unknown fields).
 _MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
                   "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id",
-                  "user_name_template": "user_name_template", "inline_policies": "inline_policies"}
+                  "user_name_template": "user_name_template", "inline_policies": "inline_policies", "user_name": "user_name"}
 
 
 
@@ -212,8 +214,9 @@ def rotate_requests(read_results, host):
     """One ``action: begin`` request per profile read on this host (host, path, profile, planted key id).
 
     ``read_results`` are the results of the role's read loop (loop_var ``rotate_canary``, the canary
-    as ``canary_key_info`` listed it). ``user_name`` is not a module field (``batch_placements`` drops
-    it): it names the IAM user in the table when the begin step fails.
+    as ``canary_key_info`` listed it). ``user_name`` names the IAM user in the table when the begin step
+    fails (the begin step itself finds the user by the key the profile holds); ``inline_policies``, when
+    listed, spare the begin step its read of them.
     """
     return [
         {

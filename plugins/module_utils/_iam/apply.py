@@ -66,7 +66,7 @@ def apply_guard(client, user_name, change):
 
 
 def ensure_present(client, placement: Placement, planted_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False,
-                   deny_all=False, policy_names=None):
+                   deny_all=False, policy_names=None, known_user_name=""):
     """Make the placement's user exist with exactly one active key; mint one only when the host holds none of it.
 
     Order matters: every refusal comes before the first write, and the mint is the last write, so a
@@ -81,7 +81,13 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         "which is not this placement's canary key; refusing to mint: choose another profile"
     )
 
-    index, user_name, user = calls.resolve_user(client, candidates, pid)
+    # The user the bulk read listed for this placement, whatever its name: a user named before the
+    # naming changed keeps its name even when its host lost the key that would lead to it.
+    known = calls.get_user(client, known_user_name) if known_user_name else None
+    if calls.is_ours(known, pid):
+        index, user_name, user = 0, known["UserName"], known
+    else:
+        index, user_name, user = calls.resolve_user(client, candidates, pid)
     if user is None and planted_key_id:
         user = calls.key_owner(client, planted_key_id, pid)
         if user is None:

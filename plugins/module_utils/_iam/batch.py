@@ -38,7 +38,7 @@ def parallel_map(function, items, concurrency: int) -> list:
 
 ACTIONS = {
     "ensure": lambda client, placement, request, options: ensure_present(
-        client, placement, request.get("planted_key_id") or "", **options),
+        client, placement, request.get("planted_key_id") or "", known_user_name=request.get("user_name") or "", **options),
     "begin": lambda client, placement, request, options: begin_rotation(
         client, placement, request.get("planted_key_id") or "", request.get("max_age_days") or 0, **options),
     "finish": lambda client, placement, request, options: finish_rotation(

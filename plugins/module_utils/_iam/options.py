@@ -37,6 +37,7 @@ BATCH_PLACEMENT_SPEC = dict(
     rotated_key_id=dict(type="str", no_log=False),
     user_name_template=dict(type="str"),
     inline_policies=dict(type="list", elements="str"),
+    user_name=dict(type="str"),
 )
 
 

@@ -174,3 +174,10 @@ def test_each_request_carries_its_naming_the_placement_s_over_the_host_s():
     assert [r["user_name_template"] for r in requests] == ["{user}", "{host}-{purpose}"]
     assert [p["user_name_template"] for p in placement_filters.batch_placements(requests)] == ["{user}", "{host}-{purpose}"]
     assert "user_name_template" not in placement_filters.seed_requests(reads[:1], [], "web01", "r", "play")[0]
+
+
+def test_a_listed_canary_s_user_name_travels_so_that_an_old_name_is_kept():
+    path = "/home/deploy/.aws/credentials"
+    [request] = placement_filters.seed_requests([_read_placement(path, "prod", None)], [_listed_canary("web01", path, "prod", "AKIAX", [])],
+                                                "web01", "r", "play")
+    assert request["user_name"] == "web01-prod" and placement_filters.batch_placements([request])[0]["user_name"] == "web01-prod"

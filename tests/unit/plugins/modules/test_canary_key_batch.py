@@ -182,3 +182,16 @@ def test_the_inline_policies_the_bulk_read_saw_spare_the_read(aws, run):
     mark = len(aws.calls())
     assert run(placements=[dict(p, inline_policies=[]) for p in held])[0]["changed"] is False
     assert collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam") == {"GetUser": 2, "ListAccessKeys": 2}
+
+
+def test_a_user_named_under_an_earlier_naming_keeps_its_name_when_its_host_lost_the_key(aws, run):
+    iam = aws.client("iam", direct=True)
+    placement = PLACEMENTS[0]
+    tags = cm.mapping_tags(placement["host"], placement["path"], placement["profile_name"], "", "", "", 1)
+    iam.create_user(UserName="web01-terraform", Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    [outcome] = run(placements=[dict(placement, user_name="web01-terraform")])[0]["outcomes"]
+    assert outcome["minted"] and outcome["user_name"] == "web01-terraform" and outcome["user_created"] is False
+    assert "web01-prod" not in {u["UserName"] for u in iam.list_users()["Users"]}
+    # A listed name that is not this placement's is not taken: the placement's own names are.
+    [other] = run(placements=[dict(PLACEMENTS[2], user_name="web01-terraform")])[0]["outcomes"]
+    assert other["user_name"] == "web02-prod"
