@@ -12,7 +12,7 @@ options:
   user_name_template:
     description:
       - How the IAM user name is built. Placeholders C({host}) (short host name), C({purpose}) (what the placement is
-        for: its profile name, or for a C(default) profile the OS user owning the file, or C(ops) for root's),
+        for, that is its profile name, or for a C(default) profile the OS user owning the file, or C(ops) for root's),
         C({profile}) (the placement's profile) and C({user}) (the OS user owning the file, that is C(root) for
         C(/root/...), C(U) for C(/home/U/...) or C(/Users/U/...), else empty).
       - The name follows the placement, so one placement on the hosts of a group differs only by the host
