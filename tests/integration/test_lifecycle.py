@@ -338,7 +338,8 @@ def test_a_sudo_login_without_become_seeds_and_retires_by_limit(clean_fleet, aws
     marker = len(aws.calls())
     rc, output = run_playbook(RETIRE, plain)
     assert rc != 0 and said(output, "Name the hosts whose canaries to retire with --limit")
-    assert placement_users(iam) == seeded and not [call for call in aws.calls()[marker:] if call["service"] == "iam"]
+    assert not [call for call in aws.calls()[marker:] if call["service"] == "iam"]
+    assert placement_users(iam) == seeded
 
     # --limit, Ansible's way of naming hosts: web02's canaries go, through sudo, and nothing else.
     rc, output = run_playbook(RETIRE, plain, extra_args=["--limit", "web02"])
