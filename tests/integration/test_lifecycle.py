@@ -334,6 +334,16 @@ def test_a_sudo_login_without_become_seeds_and_retires_by_limit(clean_fleet, aws
     assert said(output, "set ansible_become_password (or run ansible-playbook with -K)")
     assert placement_users(iam) == seeded and fleet.read_file("laptop-alice", "root") is None
 
+    # A rotation through the same sudo login: web01's two keys are replaced in deploy's and root's files.
+    rc, output = run_playbook(ROTATE, plain, {"max_age_days": 0}, ["--limit", "web01"])
+    assert rc == 0, output[-3000:]
+    rotated = placement_users(iam)
+    for key, (_, tags, keys) in rotated.items():
+        assert (tags["canarykeys:generation"] == "2") == (key[0] == "web01") and len(keys) == 1, key
+        user = "root" if key[1].startswith("/root/") else key[1].split("/")[2]
+        assert keys[0] in fleet.read_file(key[0], user), key
+    seeded = rotated
+
     # Neither --limit nor canary_target_hosts: refused in one line, nothing read or retired.
     marker = len(aws.calls())
     rc, output = run_playbook(RETIRE, plain)
