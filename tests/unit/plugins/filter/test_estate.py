@@ -15,7 +15,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.canarykeys.aws.plugins.filter import estate
-from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import placement_id, sanitize_tag_value
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
 
 FILTER_DIR = pathlib.Path(estate.__file__).parent
 
