@@ -31,7 +31,6 @@ Standard library only; the IAM reads go through the handler's ``UserDirectory``.
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 
 import alert_payload
@@ -207,16 +206,3 @@ def examine(record: dict, directory, patterns: tuple, fallback_time=None):
             return build(record, user_name, None, who, quarantine, fallback_time), "deleted-unknown"
         return None, "not-a-canary"
     return build(record, user_name, mapping, who, quarantine, fallback_time), "canary"
-
-
-def describe_change(alert: dict) -> str:
-    """One line: the call, its main parameter, and who made it (for the renderings)."""
-    change = alert.get("change") or {}
-    params = change.get("request_parameters") or {}
-    detail = ""
-    for name in ("policyArn", "policyName", "groupName", "permissionsBoundary", "accessKeyId", "status", "newUserName",
-                 "tagKeys"):
-        if params.get(name):
-            detail = f" {name}={json.dumps(params[name]) if not isinstance(params[name], str) else params[name]}"
-            break
-    return f"{change.get('call') or '?'}{detail} by {change.get('principal_arn') or change.get('invoked_by') or '?'}"
