@@ -46,7 +46,8 @@ def patch_moto(keys: frozenset) -> None:
     from moto.iam import access_control  # pylint: disable=import-outside-toplevel
     from moto.iam.models import iam_backends  # pylint: disable=import-outside-toplevel
     from moto.s3 import exceptions as s3_exceptions  # pylint: disable=import-outside-toplevel
-    from moto.sts.models import STSBackend  # pylint: disable=import-outside-toplevel
+    from moto.core.responses import ActionResult  # pylint: disable=import-outside-toplevel
+    from moto.sts.responses import TokenResponse  # pylint: disable=import-outside-toplevel
 
     from tools.local_aws.operations import parse_credential  # pylint: disable=import-outside-toplevel
 
@@ -92,14 +93,17 @@ def patch_moto(keys: frozenset) -> None:
         request.context["timestamp"] = headers["X-Amz-Date"]
         return request
 
-    caller_identity = STSBackend.get_caller_identity
+    caller_identity = TokenResponse.get_caller_identity
 
-    def get_caller_identity(self, access_key_id, region):
-        if access_key_id in keys:
-            return self.account_id, f"arn:{self.partition}:iam::{self.account_id}:root", self.account_id
-        return caller_identity(self, access_key_id, region)
+    def get_caller_identity(self):
+        # moto's own key parsing only knows 20-character key ids: the operator's is read from the scope.
+        credential = parse_credential(self.headers, {})
+        if credential is not None and credential.access_key_id in keys:
+            account = self.current_account
+            return ActionResult({"UserId": account, "Account": account, "Arn": f"arn:{self.partition}:iam::{account}:root"})
+        return caller_identity(self)
 
-    STSBackend.get_caller_identity = get_caller_identity
+    TokenResponse.get_caller_identity = get_caller_identity
     mixin._authenticate_and_authorize_action = authenticate_and_authorize_action  # pylint: disable=protected-access
     request_base._create_aws_request = create_aws_request  # pylint: disable=protected-access
 
