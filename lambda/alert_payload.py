@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The alert payload: the one contract every detector and every channel shares.
 
-Both detectors (``cloudtrail`` in ``alert_handler.py``, and the scheduled ``last-used`` one) build
-their alerts here, and every channel (generic webhook, Slack, Teams, SNS, the log) renders this
+Every detector (``cloudtrail`` in ``alert_handler.py``, ``tamper``, ``exposed`` and the scheduled
+``last-used`` one) builds its alerts here, and every channel (generic webhook, Slack, Teams, SNS, the log) renders this
 dict and nothing else.  docs/alerts.md documents the fields; change them there and here together.
 
 Standard library only.
