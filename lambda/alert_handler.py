@@ -287,21 +287,26 @@ class UserDirectory:
         """Whether IAM said, in this invocation, that the user does not exist."""
         return user_name in self._gone
 
-    def owner_of_key(self, key_id: str):
-        """The user name of an access key of this account (``iam:GetAccessKeyLastUsed``), or None."""
-        if key_id in self._owners:
-            return self._owners[key_id]
+    def _read_once(self, memo: dict, name: str, read, what: str):
+        """``read()`` once per invocation and ``name``; None (logged) when IAM refuses it."""
+        if name in memo:
+            return memo[name]
         from botocore.exceptions import BotoCoreError, ClientError  # pylint: disable=import-outside-toplevel
 
         self.lookups += 1
-        owner = None
+        value = None
         try:
-            owner = self.iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or None
+            value = read()
         except (ClientError, BotoCoreError) as error:
-            # A key deleted since, or of another account: the alert says what the event says.
-            LOGGER.warning("cannot find the owner of access key %s: %s", key_id, error)
-        self._owners[key_id] = owner
-        return owner
+            LOGGER.warning("cannot read %s %s: %s", what, name, error)
+        memo[name] = value
+        return value
+
+    def owner_of_key(self, key_id: str):
+        """The user name of an access key of this account (``iam:GetAccessKeyLastUsed``), or None:
+        a key deleted since, or of another account (the alert says what the event says)."""
+        return self._read_once(self._owners, key_id, lambda: self.iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or None,
+                               "the owner of access key")
 
     def mapping(self, user_name: str):
         """The user's mapping, or None: not a canary, gone, or unreadable (logged)."""
@@ -350,20 +355,13 @@ class UserDirectory:
 
     def only_active_key(self, user_name: str):
         """The user's access key id when it has exactly one active key (a canary has one), else None."""
-        if user_name in self._keys:
-            return self._keys[user_name]
-        from botocore.exceptions import BotoCoreError, ClientError  # pylint: disable=import-outside-toplevel
 
-        self.lookups += 1
-        key = None
-        try:
+        def read():
             metadata = self.iam.list_access_keys(UserName=user_name).get("AccessKeyMetadata", [])
             active = [item["AccessKeyId"] for item in metadata if item.get("Status") == "Active"]
-            key = active[0] if len(active) == 1 else None
-        except (ClientError, BotoCoreError) as error:
-            LOGGER.warning("cannot list the access keys of IAM user %s: %s", user_name, error)
-        self._keys[user_name] = key
-        return key
+            return active[0] if len(active) == 1 else None
+
+        return self._read_once(self._keys, user_name, read, "the access keys of IAM user")
 
 
 # ---------------------------------------------------------------- the invocation

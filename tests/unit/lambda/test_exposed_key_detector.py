@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import pathlib
 
-import pytest
 
 import alert_handler
 
@@ -22,12 +21,6 @@ def health_event(key=FIXTURE_KEY, **detail):
     result = json.loads((FIXTURES / "health_aws_risk_credentials_exposed.json").read_text().replace(FIXTURE_KEY, key))
     result["detail"].update(detail)
     return result
-
-
-@pytest.fixture
-def hook(monkeypatch, aws, webhook):
-    monkeypatch.setenv("CANARY_WEBHOOK_URL", webhook.url)
-    return webhook
 
 
 def test_a_published_canary_key_names_its_placement_and_carries_aws_words(monkeypatch, plant, hook, sns_inbox, context):

@@ -38,12 +38,6 @@ def web03(plant):
     return plant("web03-backup", "web03", PATH, "prod", reminder="web03 deploy user")
 
 
-@pytest.fixture
-def hook(monkeypatch, aws, webhook):
-    monkeypatch.setenv("CANARY_WEBHOOK_URL", webhook.url)
-    return webhook
-
-
 def test_a_policy_attached_by_an_admin_session_is_one_tamper_alert(monkeypatch, web03, hook, sns_inbox, context):
     monkeypatch.setenv("CANARY_SNS_TOPIC_ARN", sns_inbox.topic_arn)
     monkeypatch.setenv("CANARY_TRUSTED_PRINCIPALS", "arn:aws:iam::123456789012:role/canarykeys-controller")
