@@ -200,6 +200,10 @@ def examine(record: dict, directory, patterns: tuple, fallback_time=None):
     mapping = directory.mapping(user_name)
     if mapping is None or (before is not None and record.get("eventName") in TAG_CALLS):
         mapping = before
+    renamed = _parameters(record).get("newUserName")
+    if mapping is None and isinstance(renamed, str) and renamed:
+        # UpdateUser renamed it: the tags went with the user to its new name.
+        mapping = directory.mapping(renamed)
     if mapping is None:
         if record.get("eventName") == "DeleteUser" and directory.gone(user_name):
             # Nobody can read the tags of a deleted user any more: report rather than stay silent.

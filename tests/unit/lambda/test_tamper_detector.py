@@ -209,3 +209,18 @@ def test_slack_and_teams_show_who_changed_what(monkeypatch, web03, webhook, cont
     slack, teams = (body.decode() for _path, _headers, body in webhook.requests)
     assert ADMIN_SESSION in slack and "iam:AttachUserPolicy" in slack and "tampered" in slack
     assert ADMIN_SESSION in teams and "Changed by" in teams
+
+
+def test_a_renamed_canary_is_found_under_its_new_name(web03, hook, context):
+    iam = boto3.client("iam")
+    tags = iam.list_user_tags(UserName="web03-backup")["Tags"]
+    iam.update_user(UserName="web03-backup", NewUserName="svc-backup")
+    # AWS keeps a user's tags across a rename; moto drops them, so they are put back as AWS has them.
+    iam.tag_user(UserName="svc-backup", Tags=tags)
+    renamed = event("attach_user_policy", eventName="UpdateUser",
+                    requestParameters={"userName": "web03-backup", "newUserName": "svc-backup"})
+
+    alert_handler.handler(renamed, context)
+
+    (alert,) = hook.json_bodies()
+    assert (alert["change"]["call"], alert["host"], alert["iam_user"]) == ("iam:UpdateUser", "web03", "web03-backup")
