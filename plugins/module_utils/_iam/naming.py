@@ -5,8 +5,10 @@
 
 A placement's candidate user names are an ordered, deterministic sequence, so every run of every
 controller tries the same names in the same order; the first that is free or already ours wins
-(module_utils/_iam/calls.py resolves them).  Names must look like ordinary service users: every
-denied AWS call shows the user's ARN to the caller.
+(module_utils/_iam/calls.py resolves them).  Names must look like an ordinary estate's: every denied
+AWS call shows the user's ARN to the caller, and an attacker who finds two keys compares them.  So a
+name follows its placement (the same placement on the hosts of one group differs only by the host), a
+person's key is named after the person, and nothing in a name is machine-made (docs/canary_key.md).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ USER_NAME_INVALID = re.compile(r"[^A-Za-z0-9+=,.@_-]")
 USER_NAME_SEPARATORS = "-_.,=+@"
 IAM_PATH_PATTERN = re.compile(r"^/(?:[\x21-\x7e]+/)?$")
 IAM_PATH_MAX = 512
-# Enough for every purpose once plus a few numbered rounds; a placement that needs more has a
-# naming problem a person should look at.
+# The template's name, its variants, then numbered ones; a placement that needs more has a naming
+# problem a person should look at.
 MAX_ATTEMPTS = 20
 
 
