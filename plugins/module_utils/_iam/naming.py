@@ -247,7 +247,7 @@ def candidate_names(host, path, profile, template=DEFAULT_TEMPLATE, attempts=MAX
             "set user_name_template to a template that does not need it, or rename the inventory host"
         )
     values = {"host": host_part, "profile": _plausible_word(profile) or placement_purpose(profile, owner),
-              "user": person_login(owner) or sanitize_user_name(owner), "purpose": placement_purpose(profile, owner)}
+              "user": _plausible_word(owner), "purpose": placement_purpose(profile, owner)}
     names = []
     for attempt_template in _fallbacks(template, fields, values):
         name = render_user_name(attempt_template, values)
