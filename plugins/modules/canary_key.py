@@ -191,6 +191,14 @@ user_arn:
   returned: always
   type: str
   sample: arn:aws:iam::123456789012:user/web03-backup
+deny_all:
+  description:
+    - Whether the user carries (or would carry, in check mode) the deny-all inline policy after this call, that is
+      O(deny_all). A change of it alone makes RV(changed) true.
+  returned: when O(state=present)
+  type: bool
+  sample: false
+  version_added: 0.1.0
 user_created:
   description: Whether the user was (or would be) created by this call.
   returned: when O(state=present)
