@@ -195,7 +195,7 @@ deny_all:
   description:
     - Whether the user carries (or would carry, in check mode) the deny-all inline policy after this call, that is
       O(deny_all). A change of it alone makes RV(changed) true.
-  returned: when O(state=present)
+  returned: when O(state=present), but not with O(rotation=finish)
   type: bool
   sample: false
   version_added: 0.1.0
