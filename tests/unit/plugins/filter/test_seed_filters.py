@@ -169,7 +169,8 @@ def test_a_canary_that_still_carries_the_deny_all_is_not_settled_and_its_policie
 
 
 def test_each_request_carries_its_naming_the_placement_s_over_the_host_s():
-    reads = [_read_placement("/home/mira/.aws/credentials", "deploy", None), _read_placement("/root/.aws/credentials", "backup", None, user_name_template="{host}-{purpose}")]
+    reads = [_read_placement("/home/mira/.aws/credentials", "deploy", None),
+             _read_placement("/root/.aws/credentials", "backup", None, user_name_template="{host}-{purpose}")]
     requests = placement_filters.seed_requests(reads, [], "lap-mira", "r", "play", user_name_template="{user}")
     assert [r["user_name_template"] for r in requests] == ["{user}", "{host}-{purpose}"]
     assert [p["user_name_template"] for p in placement_filters.batch_placements(requests)] == ["{user}", "{host}-{purpose}"]
