@@ -257,8 +257,8 @@ def foreign_accounts():
     """Two accounts as a real server may have them: another home, no login shell, a locked password."""
     names = [f"ckf{os.getpid() % 100000}{role}" for role in ("a", "l")]
     for name in names:
-        fleet_tool._run_retrying(["useradd", "--no-create-home", "--home-dir", f"/srv/{name}", "--shell", "/usr/sbin/nologin",  # pylint: disable=protected-access
-                                  "--comment", "somebody else's account", name])
+        fleet_tool._run_retrying(["useradd", "--no-create-home", "--home-dir", f"/srv/{name}",  # pylint: disable=protected-access
+                                  "--shell", "/usr/sbin/nologin", "--comment", "somebody else's account", name])
     before = {name: (pwd.getpwnam(name), _shadow_password(name)) for name in names}
     try:
         yield names, before
