@@ -175,7 +175,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import logs_subscription
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection import logs_subscription
 
 
 @AWSRetry.jittered_backoff()

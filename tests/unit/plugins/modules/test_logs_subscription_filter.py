@@ -3,28 +3,23 @@
 """canarykeys.aws.logs_subscription_filter against moto's CloudWatch Logs and Lambda.
 
 The module runs in-process (its real ``main()``, real botocore) under ``moto.mock_aws``; the pure
-decisions of ``module_utils/logs_subscription.py`` are tested on their own first.
+decisions of ``module_utils/_detection/logs_subscription.py`` are tested on their own first.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import pathlib
-import sys
 import zipfile
 
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / ".collections"))
 
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import logs_subscription  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection import logs_subscription  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import logs_subscription_filter  # noqa: E402
 
 REGION = "us-east-1"
