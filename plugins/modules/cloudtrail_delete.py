@@ -24,17 +24,8 @@ options:
       - Name of the trail.
     required: true
     type: str
-notes:
-  - Idempotent. In check mode nothing is deleted, and the result and diff say what would change.
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: aws
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - canarykeys.aws.aws_check_diff
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -54,16 +45,11 @@ trail_arn:
   sample: arn:aws:cloudtrail:us-east-1:123456789012:trail/org-audit-trail
 """
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    AWS_ERRORS = (ClientError, BotoCoreError)
-except ImportError:
-    AWS_ERRORS = ()  # AnsibleAWSModule reports the missing dependency
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection.aws_errors import AWS_ERRORS
 
 
 def main():

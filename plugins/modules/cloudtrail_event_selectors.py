@@ -34,18 +34,10 @@ options:
     type: list
     elements: dict
 notes:
-  - Idempotent. In check mode no API call writes anything, and the result and diff say what would change.
   - In check mode a trail that does not exist yet (because the same check run would create it) is
     reported as changed instead of failing.
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: aws
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - canarykeys.aws.aws_check_diff
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -84,18 +76,12 @@ trail_arn:
   sample: arn:aws:cloudtrail:us-east-1:123456789012:trail/org-audit-trail
 """
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    AWS_ERRORS = (ClientError, BotoCoreError)
-except ImportError:
-    AWS_ERRORS = ()  # AnsibleAWSModule reports the missing dependency
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._detection import event_selectors
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection.aws_errors import AWS_ERRORS
 
 
 def main():

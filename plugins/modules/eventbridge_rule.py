@@ -83,17 +83,9 @@ options:
     type: bool
     default: true
 notes:
-  - Idempotent. In check mode no API call writes anything, and the result and diff say what would change.
   - Moto (the local AWS) stores the rule state without acting on it.
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: aws
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - canarykeys.aws.aws_check_diff
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -185,18 +177,12 @@ changed_fields:
   sample: [State, Targets]
 """
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    AWS_ERRORS = (ClientError, BotoCoreError)
-except ImportError:
-    AWS_ERRORS = ()  # AnsibleAWSModule reports the missing dependency
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._detection import eventbridge_rule
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection.aws_errors import AWS_ERRORS
 
 
 @AWSRetry.jittered_backoff()

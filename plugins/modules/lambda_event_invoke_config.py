@@ -52,17 +52,9 @@ options:
         has one loses it.
     type: str
 notes:
-  - Idempotent. In check mode no API call writes anything, and the result and diff say what would change.
   - Moto (the local AWS) keeps the first configuration written and answers with it after an update.
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: aws
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - canarykeys.aws.aws_check_diff
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -121,18 +113,12 @@ changed_fields:
   sample: [OnFailure]
 """
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    AWS_ERRORS = (ClientError, BotoCoreError)
-except ImportError:
-    AWS_ERRORS = ()  # AnsibleAWSModule reports the missing dependency
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._detection import event_invoke_config
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection.aws_errors import AWS_ERRORS
 
 
 def read_config(module, client, function_name):

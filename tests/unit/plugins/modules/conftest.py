@@ -4,7 +4,8 @@
 botocore) against the local AWS of tests/unit/plugins/conftest.py (a moto server).
 
 run_module       function  run_module(module, check_mode=False, diff=False, **args) -> the module's JSON result
-alert_function   function  the ARN of a Lambda function (and its role) on the local AWS, for rules and destinations
+make_function    function  make_function(name) -> the ARN of a new Lambda function on the local AWS
+alert_function   function  the ARN of one such function, for rules and destinations
 trail            function  the name of a trail (and its bucket) on the local AWS
 """
 
@@ -40,7 +41,8 @@ def _zip_bytes():
 
 
 @pytest.fixture
-def alert_function(operator_credentials):
+def make_function(operator_credentials):
+    """make_function(name) -> the ARN of a new Lambda function (all share one execution role)."""
     role = operator_credentials.client("iam").create_role(
         RoleName="fn-role",
         AssumeRolePolicyDocument=json.dumps({
@@ -48,9 +50,18 @@ def alert_function(operator_credentials):
             "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
         }),
     )["Role"]["Arn"]
-    return operator_credentials.client("lambda").create_function(
-        FunctionName="forwarder", Runtime="python3.12", Role=role, Handler="handler.handler", Code={"ZipFile": _zip_bytes()},
-    )["FunctionArn"]
+
+    def make(name):
+        return operator_credentials.client("lambda").create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler", Code={"ZipFile": _zip_bytes()},
+        )["FunctionArn"]
+
+    return make
+
+
+@pytest.fixture
+def alert_function(make_function):
+    return make_function("forwarder")
 
 
 @pytest.fixture
