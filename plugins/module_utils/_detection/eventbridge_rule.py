@@ -45,12 +45,15 @@ def build_rule_request(name, params) -> dict:
     return request
 
 
+def _parsed(rule) -> dict:
+    return dict(rule, EventPattern=canonical_pattern(rule.get("EventPattern")))
+
+
 def rule_differences(current, request) -> list:
     """Names of the rule fields that differ, sorted; every field the request sets when there is no rule."""
     if not current:
         return changed_fields(None, request, RULE_FIELDS)
-    parsed = lambda rule: dict(rule, EventPattern=canonical_pattern(rule.get("EventPattern")))  # noqa: E731
-    return changed_fields(parsed(current), parsed(request), RULE_FIELDS)
+    return changed_fields(_parsed(current), _parsed(request), RULE_FIELDS)
 
 
 def build_targets(targets) -> list:
