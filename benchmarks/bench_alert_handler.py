@@ -42,7 +42,7 @@ import uuid
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "unit" / "lambda" / "fixtures"
-sys.path[:0] = [str(REPO / "plugins" / "module_utils"), str(REPO / "lambda")]
+sys.path[:0] = [str(REPO / "plugins" / "module_utils" / "_lambda_shared"), str(REPO / "lambda")]
 
 import alert_handler  # noqa: E402  pylint: disable=wrong-import-position
 import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position

@@ -9,7 +9,7 @@ tags them (mapping tags, and the key-id tags canary_key writes after a mint), ea
 bystander users that are not canaries; ``--in-rotation`` of the canaries hold a second key (a rotation
 between its mint and its finish), which the credential report cannot name; a few keys are used
 (sts:GetCallerIdentity) so last-use has something to find.  Then the listing logic
-(module_utils/canary_inventory.py, in-process, through the proxy) is timed for each key source, with
+(module_utils/_iam/estate.py, in-process, through the proxy) is timed for each key source, with
 and without last_used, and the module itself once through `ansible localhost -m`.  IAM calls are
 counted at the wire by the proxy, by action, and checked against the formula of docs/canary_key_info.md.
 
@@ -37,8 +37,8 @@ sys.path[:0] = [str(REPO), str(REPO / ".collections")]
 
 import boto3  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_inventory  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
 USED_KEYS = 3
@@ -83,7 +83,7 @@ def iam_calls(aws, since):
 def expected(key_source, last_used, users, canaries, keys, page_size, generate_calls, not_covered):
     """(P, the formula's IAM calls on AWS) of docs/canary_key_info.md; ``not_covered``: F, listed with ListAccessKeys."""
     pages = max(1, math.ceil(users / page_size))
-    if key_source == canary_inventory.LIST_ACCESS_KEYS:
+    if key_source == estate.LIST_ACCESS_KEYS:
         total = pages + canaries
     else:
         total = pages + generate_calls + 1 + not_covered
@@ -94,7 +94,7 @@ def run_logic(aws, label, **options):
     client = aws.client("iam")
     since = len(aws.calls())
     started = time.perf_counter()
-    result = canary_inventory.inventory(client, **options)
+    result = estate.list_estate(client, **options)
     elapsed = time.perf_counter() - started
     return label, elapsed, iam_calls(aws, since), result
 
@@ -121,8 +121,8 @@ def main():
     parser.add_argument("--canaries", type=int, default=2000)
     parser.add_argument("--bystanders", type=int, default=100)
     parser.add_argument("--in-rotation", type=int, default=0, help="canaries holding a second key")
-    parser.add_argument("--page-size", type=int, default=canary_inventory.MAX_PAGE_SIZE)
-    parser.add_argument("--concurrency", type=int, default=canary_inventory.DEFAULT_CONCURRENCY)
+    parser.add_argument("--page-size", type=int, default=estate.MAX_PAGE_SIZE)
+    parser.add_argument("--concurrency", type=int, default=estate.DEFAULT_CONCURRENCY)
     parser.add_argument("--no-module", action="store_true", help="skip the run through Ansible")
     args = parser.parse_args()
 
@@ -137,13 +137,13 @@ def main():
               f"{args.canaries // 100 + TARGET_CONSTANT}; with last_used, + 1 GetAccessKeyLastUsed per key\n")
 
         runs = []
-        for key_source in canary_inventory.KEY_SOURCES:
+        for key_source in estate.KEY_SOURCES:
             for last_used in (False, True):
                 label = f"{key_source:<17} last_used={str(last_used):<5} concurrency={args.concurrency}"
                 runs.append(run_logic(aws, label, key_source=key_source, last_used=last_used, page_size=args.page_size,
                                       concurrency=args.concurrency))
         runs.append(run_logic(aws, f"{'list_access_keys':<17} last_used=False concurrency=1", last_used=False,
-                              key_source=canary_inventory.LIST_ACCESS_KEYS,
+                              key_source=estate.LIST_ACCESS_KEYS,
                               page_size=args.page_size, concurrency=1))
 
         print(f"{'run':<56} {'wall':>7} {'IAM calls':>9} {'on AWS':>8}  by action (moto: 1 page)")

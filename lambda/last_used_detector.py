@@ -18,11 +18,12 @@ retries it, and any later scan still finds the use unreported.  A key never used
 
 IAM calls per scan (U users in the account, C canaries under the IAM path, K their keys, at most 2
 per canary): ceil(U / 1000) GetAccountAuthorizationDetails (users with their tags, in bulk) + C
-ListAccessKeys + K GetAccessKeyLastUsed, plus one TagUser per alert delivered.  No bulk read returns
+ListAccessKeys + K GetAccessKeyLastUsed, plus one TagUser per alert delivered.  The reads are
+``iam_reads.py``'s, the ones canary_key_info makes (plugins/module_utils/_lambda_shared/).  No bulk read returns
 key ids or per-key last use except the credential report, which IAM regenerates at most every four
 hours: too stale for a 15-minute schedule.  See docs/alerts.md, "The last-used detector".
 
-Ships in the Lambda package next to ``canary_mapping.py``, ``alert_payload.py`` and
+Ships in the Lambda package next to ``canary_mapping.py``, ``iam_reads.py``, ``alert_payload.py`` and
 ``alert_channels.py``.  Standard library + boto3 only.
 """
 
@@ -34,13 +35,13 @@ import json
 import logging
 import os
 import random
-import threading
 import time
 import uuid
 
 import alert_channels
 import alert_payload
 import canary_mapping
+import iam_reads
 
 DETECTOR = alert_payload.DETECTOR_LAST_USED
 
@@ -49,15 +50,11 @@ LOGGER = logging.getLogger("canarykeys.alert")
 _LEVEL = os.environ.get("CANARY_LOG_LEVEL", "INFO").upper()
 LOGGER.setLevel(_LEVEL if _LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
 
-# GetAccountAuthorizationDetails accepts MaxItems 1..1000.
-PAGE_SIZE = 1000
 # Key reads run in a few threads: a fleet of thousands of canaries is thousands of IAM round trips.
 DEFAULT_CONCURRENCY = 4
 MAX_CONCURRENCY = 16
 # No canary is started when less time than this is left: one alert may need three webhook attempts.
 DEADLINE_MARGIN_SECONDS = 20.0
-# What IAM puts in ServiceName/Region for a key that was never used.
-_NO_VALUE = frozenset(("", "N/A", "n/a"))
 # eventID of the pseudo-event: the same use always gets the same id (a retried scan, a tag that could
 # not be written), so a receiver that deduplicates on events[].eventID sees one alert.
 EVENT_ID_NAMESPACE = uuid.UUID("4f0d7f7e-6a55-4b8e-9d5c-2f1c3a7b9e10")
@@ -86,19 +83,8 @@ def iso(when: datetime.datetime) -> str:
 # ---------------------------------------------------------------- what IAM says
 
 
-class IamCalls:
-    """Calls the scan makes, by action (the client's own retries are not counted)."""
-
-    def __init__(self, iam):
-        self.iam = iam
-        self.counts = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, method: str, **params):
-        action = "".join(part.capitalize() for part in method.split("_"))
-        with self._lock:
-            self.counts[action] = self.counts.get(action, 0) + 1
-        return getattr(self.iam, method)(**params)
+# Calls the scan makes, by action (the client's own retries are not counted).
+IamCalls = iam_reads.IAMCalls
 
 
 class Canary:
@@ -138,72 +124,35 @@ def list_canaries(call: IamCalls, iam_path: str = "/") -> tuple:
     """``(canaries, users in the account)``: managed users under ``iam_path``, with their tags, in bulk.
 
     Users outside the path are skipped unread: the function's role may read keys under it only.
+    Any other user is not a canary: the CloudTrail detector reports its calls; this one never touches it.
     """
-    canaries, users = [], 0
-    marker = None
-    while True:
-        params = {"Filter": ["User"], "MaxItems": PAGE_SIZE}
-        if marker:
-            params["Marker"] = marker
-        page = call("get_account_authorization_details", **params)
-        for user in page.get("UserDetailList", []):
-            users += 1
-            if not (user.get("Path") or "/").startswith(iam_path):
-                continue
-            tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
-            mapping = canary_mapping.mapping_from_tags(tags)
-            if mapping is None:
-                # Not a canary: the CloudTrail detector reports its calls; this one never touches it.
-                continue
-            arn = user.get("Arn") or ""
-            parts = arn.split(":")
-            canary = Canary(user["UserName"], parts[4] if len(parts) > 4 and parts[4] else None, mapping,
-                            tags.get(canary_mapping.TAG_LAST_USED_REPORTED))
-            if canary.reported_raw and canary.reported is None:
-                # Unreadable state must not silence the detector: every use counts as unreported.
-                LOGGER.warning("IAM user %s: tag %s=%r is not an ISO 8601 time; treating every use as unreported",
-                               canary.user_name, canary_mapping.TAG_LAST_USED_REPORTED, canary.reported_raw)
-            canaries.append(canary)
-        if not page.get("IsTruncated"):
-            return canaries, users
-        marker = page.get("Marker")
-
-
-def _error_code(error) -> str:
-    return (getattr(error, "response", None) or {}).get("Error", {}).get("Code", "")
+    listed, users = iam_reads.list_canaries(call, iam_path)
+    canaries = []
+    for user, tags, mapping in listed:
+        arn = user.get("Arn") or ""
+        parts = arn.split(":")
+        canary = Canary(user["UserName"], parts[4] if len(parts) > 4 and parts[4] else None, mapping,
+                        tags.get(canary_mapping.TAG_LAST_USED_REPORTED))
+        if canary.reported_raw and canary.reported is None:
+            # Unreadable state must not silence the detector: every use counts as unreported.
+            LOGGER.warning("IAM user %s: tag %s=%r is not an ISO 8601 time; treating every use as unreported",
+                           canary.user_name, canary_mapping.TAG_LAST_USED_REPORTED, canary.reported_raw)
+        canaries.append(canary)
+    return canaries, users
 
 
 def read_key_uses(call: IamCalls, user_name: str):
-    """The user's keys with their last use; None when the user or all its keys went away meanwhile.
-
-    A canary has at most two keys (IAM's limit), so ListAccessKeys never has a second page.
-    """
-    from botocore.exceptions import ClientError  # pylint: disable=import-outside-toplevel
-
-    try:
-        listed = call("list_access_keys", UserName=user_name).get("AccessKeyMetadata", [])
-    except ClientError as error:
-        if _error_code(error) == "NoSuchEntity":
-            return None  # retired between the listing and now
-        raise
+    """The user's keys with their last use; None when the user went away meanwhile."""
+    listed = iam_reads.list_access_keys(call, user_name)
+    if listed is None:
+        return None  # retired between the listing and now
     uses = []
     for key in listed:
         # Inactive keys too: a key deactivated after a use (rotation) may hold a use nobody reported.
-        try:
-            record = call("get_access_key_last_used", AccessKeyId=key["AccessKeyId"]).get("AccessKeyLastUsed", {})
-        except ClientError as error:
-            if _error_code(error) == "NoSuchEntity":
-                continue  # deleted between the two calls
-            raise
-        service = record.get("ServiceName")
-        region = record.get("Region")
-        uses.append(KeyUse(
-            key["AccessKeyId"],
-            key.get("Status"),
-            utc(record.get("LastUsedDate")),
-            None if service in _NO_VALUE else service,
-            None if region in _NO_VALUE else region,
-        ))
+        record = iam_reads.access_key_last_used(call, key["AccessKeyId"])
+        if record is None:
+            continue  # deleted between the two calls
+        uses.append(KeyUse(key["AccessKeyId"], key.get("Status"), record["date"], record["service"], record["region"]))
     return uses
 
 
@@ -312,7 +261,7 @@ def _report(call: IamCalls, dispatcher, canary: Canary, uses: list, scan: _Scan)
             # The alert went out; without the tag the next scan sends it again (same eventID).
             scan.counts["record_errors"] += 1
             LOGGER.error("alert for IAM user %s delivered, but the reported use could not be recorded (%s); "
-                         "the next scan will send it again", canary.user_name, _error_code(error) or error)
+                         "the next scan will send it again", canary.user_name, iam_reads.error_code(error) or error)
             continue
         scan.counts["recorded"] += 1
         item["recorded"] = True

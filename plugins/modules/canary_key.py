@@ -11,7 +11,7 @@ module: canary_key
 version_added: 0.1.0
 short_description: Ensure or retire the IAM user and access key of one canary placement
 description:
-  - A I(placement) is one profile (O(profile)) in one AWS shared credentials file (O(path)) on one
+  - A I(placement) is one profile (O(profile_name)) in one AWS shared credentials file (O(path)) on one
     host (O(host)). Each placement has its own IAM user with no permissions and at most one active
     access key, the key planted in that profile.
   - With O(state=present) the module finds the placement's IAM user (creating it if needed, with
@@ -33,70 +33,12 @@ description:
 author:
   - canarykeys maintainers (@canarykeys)
 options:
-  host:
-    description:
-      - The inventory host name of the placement (normally C(inventory_hostname)).
-      - Its short name (first DNS label, or an IP address with dashes) becomes part of the user name.
-    required: true
-    type: str
-  path:
-    description:
-      - The absolute path of the credentials file on the host, for example C(/home/deploy/.aws/credentials).
-    required: true
-    type: str
-  profile:
-    description:
-      - The profile of the credentials file that holds the key.
-      - This is the placement's profile, not an AWS profile of the controller; see O(aws_profile).
-    required: true
-    type: str
-    aliases: []
-  aws_profile:
-    description:
-      - The AWS profile the controller uses to call IAM.
-      - It stands for the O(profile) option of other amazon.aws modules, which in this module names the
-        placement's profile. Set C(aws_profile), not C(profile), in C(module_defaults) for the
-        C(group/canarykeys.aws.aws) group; the other modules of the group take it as an alias.
-      - The E(AWS_PROFILE) and E(AWS_DEFAULT_PROFILE) environment variables may also be used.
-      - Mutually exclusive with O(access_key), O(secret_key) and O(session_token).
-    type: str
-  reminder:
-    description:
-      - Free text recorded with the key and quoted by every alert, for example who to call.
-      - Sanitised to the characters IAM allows in tag values and cut to 256 characters.
-      - V("") leaves the recorded reminder as it is.
-    type: str
-    default: ""
-  planted_by:
-    description:
-      - Who or what planted the key (a play name), recorded in a tag.
-      - V("") leaves the recorded value as it is.
-    type: str
-    default: ""
   planted_key_id:
     description:
       - The access key id the host's profile holds now, as read from the host; empty or null when the
         profile holds none.
       - Used with O(state=present) only.
     type: str
-  user_name_template:
-    description:
-      - How the IAM user name is built. Placeholders C({host}) (short host name), C({purpose}) (drawn
-        from the placement), C({profile}) and C({user}) (the OS user owning O(path), that is C(root) for
-        C(/root/...), C(U) for C(/home/U/...) or C(/Users/U/...), else empty).
-      - The result is sanitised to the characters IAM allows in user names and cut to 64 characters,
-        the host part first.
-      - A template containing C(canary), C(honey), C(decoy), C(trap), C(token), C(tripwire) or C(@@) is
-        refused, since every denied AWS call shows the user name to the caller.
-    type: str
-    default: "{host}-{purpose}"
-  iam_path:
-    description:
-      - The IAM path of a user the module creates. Starts and ends with C(/); the same words as in
-        O(user_name_template) are refused.
-      - An existing user keeps its path.
-    type: str
-    default: /
   state:
     description:
       - V(present) ensures the user and one active key held by the host; V(absent) retires them.
@@ -155,6 +97,8 @@ attributes:
   platform:
     platforms: aws
 extends_documentation_fragment:
+  - canarykeys.aws.placement
+  - canarykeys.aws.naming
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -166,7 +110,7 @@ EXAMPLES = r"""
   canarykeys.aws.canary_key:
     host: "{{ inventory_hostname }}"
     path: /home/deploy/.aws/credentials
-    profile: prod
+    profile_name: prod
     planted_key_id: "{{ read_result.access_key_id | default('', true) }}"
     reminder: "web tier, ask the platform team"
     planted_by: "{{ ansible_play_name }}"
@@ -178,7 +122,7 @@ EXAMPLES = r"""
   canarykeys.aws.canary_key:
     host: "{{ inventory_hostname }}"
     path: /home/deploy/.aws/credentials
-    profile: prod
+    profile_name: prod
     access_key_id: "{{ canary.access_key_id }}"
     state: absent
   delegate_to: localhost
@@ -187,7 +131,7 @@ EXAMPLES = r"""
   canarykeys.aws.canary_key:
     host: "{{ inventory_hostname }}"
     path: /home/deploy/.aws/credentials
-    profile: prod
+    profile_name: prod
     planted_key_id: "{{ read_result.access_key_id | default('', true) }}"
     rotation: begin
     max_age_days: 90
@@ -201,7 +145,7 @@ EXAMPLES = r"""
   canarykeys.aws.canary_key:
     host: "{{ inventory_hostname }}"
     path: /home/deploy/.aws/credentials
-    profile: prod
+    profile_name: prod
     planted_key_id: "{{ confirmed.access_key_id | default('', true) }}"
     rotated_key_id: "{{ rotation.rotated_key_id }}"
     rotation: finish
@@ -211,7 +155,7 @@ EXAMPLES = r"""
   canarykeys.aws.canary_key:
     host: web03.example.com
     path: /root/.aws/credentials
-    profile: backup
+    profile_name: backup
     state: absent
   delegate_to: localhost
 
@@ -219,7 +163,7 @@ EXAMPLES = r"""
   canarykeys.aws.canary_key:
     host: "{{ item.mapping.host }}"
     path: "{{ item.mapping.path }}"
-    profile: "{{ item.mapping.profile }}"
+    profile_name: "{{ item.mapping.profile }}"
     user_name: "{{ item.user_name }}"
     state: absent
   loop: "{{ estate.canaries }}"
@@ -370,42 +314,19 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity
-
-
-def iam_client(module):
-    """The retrying IAM client, authenticated with O(aws_profile).
-
-    amazon.aws reads the controller's AWS profile from ``params["profile"]``, which in this module is the
-    placement's profile: it is swapped for ``aws_profile`` for as long as the connection is built.
-    """
-    placement_profile = module.params["profile"]
-    module.params["profile"] = module.params["aws_profile"]
-    try:
-        return module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
-    finally:
-        module.params["profile"] = placement_profile
-
-
-NO_CREDENTIALS = canary_identity.NO_CREDENTIALS
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import NO_CREDENTIALS, IAMCallError, PlacementError
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import NAMING_SPEC, PLACEMENT_SPEC, validate
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.plans import Placement
 
 
 def main():
     argument_spec = dict(
-        host=dict(type="str", required=True),
-        path=dict(type="str", required=True),
-        profile=dict(type="str", required=True),
-        aws_profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])),
-        reminder=dict(type="str", default=""),
-        planted_by=dict(type="str", default=""),
-        planted_key_id=dict(type="str", no_log=False),
-        user_name_template=dict(type="str", default=canary_identity.DEFAULT_TEMPLATE),
-        iam_path=dict(type="str", default="/"),
+        PLACEMENT_SPEC,
+        **NAMING_SPEC,
         state=dict(type="str", default="present", choices=["present", "absent"]),
         access_key_id=dict(type="str", no_log=False),
         rotation=dict(type="str", choices=["begin", "finish"]),
@@ -419,30 +340,30 @@ def main():
         required_if=[("rotation", "finish", ["rotated_key_id"])],
     )
     params = module.params
-    placement = canary_identity.Placement(
-        host=params["host"], path=params["path"], profile=params["profile"],
+    placement = Placement(
+        host=params["host"], path=params["path"], profile=params["profile_name"],
         reminder=params["reminder"] or "", planted_by=params["planted_by"] or "",
     )
     try:
-        # Naming is checked before the first AWS call, so a refused template or host creates nothing.
-        canary_identity.check_iam_path(params["iam_path"])
-        if not (params["state"] == "absent" and params["user_name"]):
-            canary_identity.candidate_names(placement.host, placement.path, placement.profile, params["user_name_template"])
-        client = iam_client(module)
-        options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
+        # A user retired by name is not named from the placement: only its IAM path is checked.
+        named = [] if params["state"] == "absent" and params["user_name"] else [params]
+        validate(named, params["user_name_template"], params["iam_path"])
         if params["rotation"] and params["state"] != "present":
-            raise canary_identity.IdentityError("rotation works with state=present only")
+            raise PlacementError("rotation works with state=present only")
+        client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+        options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
+        planted_key_id = params["planted_key_id"] or ""
         if params["rotation"] == "begin":
-            result = canary_identity.begin_rotation(client, placement, params["planted_key_id"] or "", params["max_age_days"], **options)
+            result = apply.begin_rotation(client, placement, planted_key_id, params["max_age_days"], **options)
         elif params["rotation"] == "finish":
-            result = canary_identity.finish_rotation(client, placement, params["planted_key_id"] or "", params["rotated_key_id"], **options)
+            result = apply.finish_rotation(client, placement, planted_key_id, params["rotated_key_id"], **options)
         elif params["state"] == "present":
-            result = canary_identity.ensure_present(client, placement, params["planted_key_id"] or "", **options)
+            result = apply.ensure_present(client, placement, planted_key_id, **options)
         else:
-            result = canary_identity.ensure_absent(client, placement, params["access_key_id"] or "", user_name=params["user_name"] or "", **options)
-    except canary_identity.IdentityError as e:
+            result = apply.ensure_absent(client, placement, params["access_key_id"] or "", user_name=params["user_name"] or "", **options)
+    except PlacementError as e:
         module.fail_json(msg=str(e))
-    except canary_identity.IdentityAWSError as e:
+    except IAMCallError as e:
         if isinstance(e.exception, botocore.exceptions.NoCredentialsError):
             module.fail_json_aws(e.exception, msg=NO_CREDENTIALS)
         module.fail_json_aws(e.exception, msg=e.message)

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: canary_key_batch
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Ensure or rotate the IAM users and access keys of many canary placements in one run
 description:
   - Does for every placement of O(placements) what M(canarykeys.aws.canary_key) does for one, with the same IAM calls,
@@ -23,43 +23,6 @@ description:
 author:
   - canarykeys maintainers (@canarykeys)
 options:
-  placements:
-    description:
-      - The placements, each one profile in one credentials file on one host.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      host:
-        description: The inventory host name of the placement.
-        type: str
-        required: true
-      path:
-        description: The absolute path of the credentials file on the host.
-        type: str
-        required: true
-      profile:
-        description: The profile of the credentials file that holds the key (not an AWS profile of the controller).
-        type: str
-        required: true
-      planted_key_id:
-        description:
-          - The access key id the profile holds now, as read from the host; empty when it holds none.
-          - With O(action=finish), the key the profile holds after the write, as read back.
-        type: str
-      reminder:
-        description:
-          - Free text recorded with the key and quoted by every alert. V("") leaves the recorded one.
-          - Used with O(action=ensure).
-        type: str
-        default: ""
-      planted_by:
-        description: Who or what planted the key (a play name). V("") leaves the recorded one.
-        type: str
-        default: ""
-      rotated_key_id:
-        description: With O(action=finish), the key the profile held before the rotation began. Required then.
-        type: str
   action:
     description:
       - V(ensure) makes each placement's user exist with exactly one active key held by the host, minting a key only
@@ -74,14 +37,6 @@ options:
     description: With O(action=begin), rotate only a planted key at least this many days old. V(0) rotates any key.
     type: int
     default: 0
-  user_name_template:
-    description: How IAM user names are built; see M(canarykeys.aws.canary_key).
-    type: str
-    default: "{host}-{purpose}"
-  iam_path:
-    description: The IAM path of a user the module creates; see M(canarykeys.aws.canary_key).
-    type: str
-    default: /
   concurrency:
     description: Placements handled at once, 1 to 16.
     type: int
@@ -104,6 +59,8 @@ seealso:
   - module: canarykeys.aws.canary_key
   - module: canarykeys.aws.canary_key_info
 extends_documentation_fragment:
+  - canarykeys.aws.placement.batch
+  - canarykeys.aws.naming
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -116,13 +73,13 @@ EXAMPLES = r"""
     placements:
       - host: web03
         path: /home/deploy/.aws/credentials
-        profile: prod
+        profile_name: prod
         planted_key_id: ""
         reminder: "web tier, ask the platform team"
         planted_by: "{{ ansible_play_name }}"
       - host: laptop-alice
         path: /home/alice/.aws/credentials
-        profile: deploy
+        profile_name: deploy
         planted_key_id: AKIAIOSFODNN7EXAMPLE
   delegate_to: localhost
   run_once: true
@@ -144,7 +101,7 @@ RETURN = r"""
 outcomes:
   description:
     - One entry per placement, in the order of O(placements).
-    - Each holds the placement's C(host), C(path) and C(profile) and, for a placement that did not fail, every value
+    - Each holds the placement's C(host), C(path) and C(profile) (its O(placements[].profile_name)) and, for a placement that did not fail, every value
       M(canarykeys.aws.canary_key) returns for the same step (C(changed), C(minted), C(user_name), C(access_key_id),
       C(secret_access_key) when a key was minted, C(deleted_access_key_ids), C(generation), C(mapping), C(rotation),
       C(rotated_key_id)...).
@@ -181,52 +138,33 @@ summary:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity
-from ansible_collections.canarykeys.aws.plugins.module_utils.concurrency import MAX_CONCURRENCY
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import PlacementError
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import NAMING_SPEC, PLACEMENT_SPEC, validate
 
 
 def main():
-    placement_spec = dict(
-        host=dict(type="str", required=True),
-        path=dict(type="str", required=True),
-        profile=dict(type="str", required=True),
-        planted_key_id=dict(type="str", no_log=False),
-        reminder=dict(type="str", default=""),
-        planted_by=dict(type="str", default=""),
-        rotated_key_id=dict(type="str", no_log=False),
-    )
     argument_spec = dict(
-        placements=dict(type="list", elements="dict", required=True, options=placement_spec),
-        action=dict(type="str", default="ensure", choices=list(canary_identity.ACTIONS)),
+        placements=dict(type="list", elements="dict", required=True,
+                        options=dict(PLACEMENT_SPEC, rotated_key_id=dict(type="str", no_log=False))),
+        action=dict(type="str", default="ensure", choices=list(ACTIONS)),
         max_age_days=dict(type="int", default=0),
-        user_name_template=dict(type="str", default=canary_identity.DEFAULT_TEMPLATE),
-        iam_path=dict(type="str", default="/"),
         concurrency=dict(type="int", default=4),
+        **NAMING_SPEC,
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    template = params["user_name_template"]
     try:
-        # Naming is checked before the first AWS call, so a refused template or path creates nothing anywhere.
-        canary_identity.check_iam_path(params["iam_path"])
-        for request in params["placements"]:
-            canary_identity.candidate_names(request["host"], request["path"], request["profile"], template)
-        if not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
-            raise canary_identity.IdentityError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
-        if params["max_age_days"] < 0:
-            raise canary_identity.IdentityError(f"max_age_days must be 0 or more, not {params['max_age_days']}")
-        if params["action"] == "finish":
-            missing = [f"{r['host']}:{r['path']} [{r['profile']}]" for r in params["placements"] if not r["rotated_key_id"]]
-            if missing:
-                raise canary_identity.IdentityError(f"rotated_key_id is required to finish a rotation; missing for {', '.join(missing)}")
-    except canary_identity.IdentityError as e:
+        validate(params["placements"], params["user_name_template"], params["iam_path"], max_age_days=params["max_age_days"],
+                 concurrency=params["concurrency"], rotated_key_required=params["action"] == "finish")
+    except PlacementError as e:
         module.fail_json(msg=str(e))
 
     client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff()) if params["placements"] else None
     requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
-    results = canary_identity.run_many(
+    results = run_many(
         client, requests, action=params["action"], concurrency=params["concurrency"],
-        template=template, iam_path=params["iam_path"], check_mode=module.check_mode,
+        template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode,
     )
     for result in results:
         for warning in result.pop("warnings", []):

@@ -357,24 +357,24 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_inventory
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
 
 
 def main():
     argument_spec = dict(
         host=dict(type="list", elements="str", aliases=["hosts"]),
-        status=dict(type="str", choices=list(canary_inventory.KEY_STATUSES), aliases=["state"]),
+        status=dict(type="str", choices=list(estate.KEY_STATUSES), aliases=["state"]),
         iam_path=dict(type="str"),
         last_used=dict(type="bool", default=False),
-        key_source=dict(type="str", default=canary_inventory.CREDENTIAL_REPORT, choices=list(canary_inventory.KEY_SOURCES)),
-        page_size=dict(type="int", default=canary_inventory.MAX_PAGE_SIZE),
-        concurrency=dict(type="int", default=canary_inventory.DEFAULT_CONCURRENCY),
+        key_source=dict(type="str", default=estate.CREDENTIAL_REPORT, choices=list(estate.KEY_SOURCES)),
+        page_size=dict(type="int", default=estate.MAX_PAGE_SIZE),
+        concurrency=dict(type="int", default=estate.DEFAULT_CONCURRENCY),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
     try:
-        result = canary_inventory.inventory(
+        result = estate.list_estate(
             client,
             hosts=params["host"],
             status=params["status"],
@@ -385,7 +385,7 @@ def main():
             concurrency=params["concurrency"],
             aws_retry=True,
         )
-    except canary_inventory.InventoryError as e:
+    except estate.EstateError as e:
         module.fail_json(msg=str(e))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg="Failed to list the canary IAM users and their access keys")

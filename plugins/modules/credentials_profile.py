@@ -20,7 +20,8 @@ description:
   - O(state=absent) removes the profile only when it holds the given key.
   - Other profiles, comments, blank lines, ordering, spacing around V(=), CRLF line endings and a missing
     final newline are kept. A new profile is appended after one blank line in the form C(aws configure) writes,
-    so adding and then removing a profile gives back the original file byte for byte.
+    so adding and then removing a profile gives back the original file byte for byte. New lines take the
+    line ending most of the file's lines have.
 author:
   - canarykeys maintainers (@canarykeys)
 options:
@@ -114,6 +115,12 @@ notes:
     botocore's nested C(name =) blocks). A file the AWS CLI and SDKs cannot read (content before the first
     section, a duplicate section or setting, an unparseable line, a byte order mark, text that is not UTF-8)
     makes the module fail and stays untouched.
+  - Also refused, untouched, are files that other readers read differently. A section header with more than one
+    C(]), such as C([default]) followed by a comment that holds a C(]), which Python 3.9 and Python 3.10+ name
+    differently. In the credentials
+    file, a C([DEFAULT]) section holding settings, which every profile would inherit. A profile whose
+    C(aws_access_key_id) is not shaped like an access key id, for example a secret in the wrong place; its value
+    is never quoted, and O(state=absent) leaves such a profile alone.
   - The module refuses, leaving the file untouched, when O(path) is a directory or not a regular file, when
     the file has more than one hard link, when a symlink leads outside the home directory of O(owner), when the
     profile holds a key that is neither O(access_key_id) nor in O(replaceable_key_ids), when the profile holds
@@ -234,17 +241,18 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.canarykeys.aws.plugins.module_utils.credentials_file import (
-    CredentialsFileError,
-    TargetFile,
-    check_profile_name,
-    plan_absent,
+from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.aws_settings import check_profile_name
+from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.config_plans import (
     plan_config_absent,
     plan_config_present,
+)
+from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.credentials_plans import (
+    plan_absent,
     plan_present,
     read_profile,
-    resolve_path,
 )
+from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.errors import CredentialsFileError
+from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.safe_file import TargetFile, resolve_path
 
 
 def _expand(path, home, default):

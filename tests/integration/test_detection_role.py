@@ -277,7 +277,7 @@ def test_an_iam_user_call_reaches_the_alert_topic(aws, deploy, monkeypatch):
 
     from tools.local_aws.server import LocalAWS  # pylint: disable=import-outside-toplevel
 
-    spec = importlib.util.spec_from_file_location("canary_mapping", REPO / "plugins" / "module_utils" / "canary_mapping.py")
+    spec = importlib.util.spec_from_file_location("canary_mapping", REPO / "plugins" / "module_utils" / "_lambda_shared" / "canary_mapping.py")
     canary_mapping = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(canary_mapping)
 
@@ -324,7 +324,7 @@ def test_fast_path_needs_us_east_1(aws, deploy):
 
 
 def test_package_is_deterministic(tmp_path):
-    sources = sorted((REPO / "lambda").glob("*.py")) + [REPO / "plugins" / "module_utils" / "canary_mapping.py"]
+    sources = sorted((REPO / "lambda").glob("*.py")) + sorted((REPO / "plugins" / "module_utils" / "_lambda_shared").glob("[!_]*.py"))
     copies = tmp_path / "src"
     copies.mkdir()
     outputs = []

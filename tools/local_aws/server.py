@@ -17,7 +17,11 @@ user's key becomes a CloudTrail record delivered through the trail's log group s
 alert handler; ``fire_schedules()`` runs the Lambda targets of scheduled EventBridge rules, which moto
 stores but never fires.  See docs/local_aws.md.
 
-CLI: ``python -m tools.local_aws.server [--port N] [--record]`` prints the endpoint URL on one line
+With ``faults=`` (or ``$LOCAL_AWS_FAULTS``, the ``--fault-*`` flags, ``POST /local-aws/faults``) the proxy
+injects AWS's throttling, eventual consistency, transient errors, dropped connections and latency
+(``tools/local_aws/faults.py``).
+
+CLI: ``python -m tools.local_aws.server [--port N] [--record] [--fault-...]`` prints the endpoint URL on one line
 and serves until SIGTERM or SIGINT.
 """
 
@@ -28,6 +32,7 @@ import contextlib
 import ctypes
 import http.client
 import http.server
+import json
 import os
 import pathlib
 import shutil
@@ -41,6 +46,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
+from tools.local_aws import faults as faults_mode
 from tools.local_aws.operations import identify, is_read_only
 from tools.serve import serve_until_signalled
 
@@ -78,6 +84,8 @@ class Exchange:
     # (errorCode, errorMessage) when the recorder rewrote a denial into AWS's wording.
     denial: tuple | None = None
     request_id: str | None = None
+    # The kind of fault the fault mode injected (tools/local_aws/faults.py), None for a plain call.
+    fault: str | None = None
 
 
 class _ProxyServer(http.server.ThreadingHTTPServer):
@@ -85,10 +93,11 @@ class _ProxyServer(http.server.ThreadingHTTPServer):
     # Many SDK clients open connections at once (Ansible forks, thread pools).
     request_queue_size = 128
 
-    def __init__(self, address, upstream_port: int, on_exchange):
+    def __init__(self, address, upstream_port: int, on_exchange, faults):
         super().__init__(address, _ProxyHandler)
         self.upstream_port = upstream_port
         self.on_exchange = on_exchange
+        self.faults = faults
         self.local = threading.local()
 
 
@@ -152,9 +161,37 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
                     raise
         raise AssertionError("unreachable")
 
+    def _answer_fault(self, exchange, verdict):
+        """Log an injected fault and answer it as AWS would (an error in the service's format, or a reset)."""
+        exchange.fault, exchange.status = verdict.kind, verdict.status
+        self.server.on_exchange(exchange)
+        if verdict.drop:
+            faults_mode.reset_connection(self)
+            return
+        self.send_response_only(verdict.status)
+        for name, value in [*verdict.headers, ("Content-Length", str(len(verdict.body)))]:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(verdict.body)
+        self.wfile.flush()
+
     def _forward(self):
         body = self._read_body()
+        faults = self.server.faults
+        if self.path.startswith(faults_mode.CONTROL_PATH):
+            status, state = faults.control(self.command, self.path, body)
+            payload = json.dumps(state).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         exchange = Exchange(self.command, self.path, dict(self.headers.items()), body, self.client_address[0], time.time())
+        verdict = faults.before(exchange) if faults.active else None
+        if verdict is not None:
+            self._answer_fault(exchange, verdict)
+            return
         try:
             response = self._send_upstream(body)
         except OSError as exc:
@@ -168,6 +205,18 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         no_body = self.command == "HEAD" or response.status in (204, 304) or response.status < 200
         if not no_body and response.status >= 400 and (response.length or 0) <= _MAX_ERROR_BODY:
             exchange.error_body = response.read()
+        lost = None
+        if faults.active:
+            if not exchange.error_body and response.status == 200 and faults.wants_body(exchange):
+                exchange.error_body = response.read()
+            exchange.error_body, lost = faults.after(exchange, response.status, exchange.error_body)
+            if lost is not None:
+                # moto did the call; its answer never reaches the client.
+                response.read()
+                exchange.fault = lost.kind
+                self.server.on_exchange(exchange)
+                faults_mode.reset_connection(self)
+                return
         # Logged before the client gets its last byte: a test that counts calls right after one
         # returns must see it.
         replacement = self.server.on_exchange(exchange)
@@ -246,7 +295,7 @@ class LocalAWS:
     """
 
     def __init__(self, port: int = 0, record: bool = False, handler=None, delivery_interval: float = 1.0,
-                 start_timeout: float = 30.0, lambda_dir=None):  # pylint: disable=too-many-arguments
+                 start_timeout: float = 30.0, lambda_dir=None, faults=None):  # pylint: disable=too-many-arguments
         self.requested_port = port
         self.record = record
         self.handler = handler
@@ -263,6 +312,9 @@ class LocalAWS:
         self._calls_lock = threading.Lock()
         self.recorder = None
         self.account_id = ACCOUNT_ID
+        # Fault mode: a FaultConfig, a dict or "name=value,..." (default: $LOCAL_AWS_FAULTS, else none).
+        self.faults = faults_mode.Faults(faults_mode.FaultConfig.parse(faults) if faults is not None
+                                         else faults_mode.FaultConfig.from_env())
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -277,7 +329,7 @@ class LocalAWS:
         self._workdir = tempfile.mkdtemp(prefix="canarykeys-local-aws-")
         try:
             self._start_moto()
-            self._proxy = _ProxyServer(("127.0.0.1", self.requested_port), self._moto_port, self._on_exchange)
+            self._proxy = _ProxyServer(("127.0.0.1", self.requested_port), self._moto_port, self._on_exchange, self.faults)
             self._proxy_thread = threading.Thread(target=self._proxy.serve_forever, kwargs={"poll_interval": 0.2},
                                                   name="local-aws-proxy", daemon=True)
             self._proxy_thread.start()
@@ -368,6 +420,7 @@ class LocalAWS:
             raise RuntimeError(f"moto reset failed: {status} {body[:200]!r}")
         with self._calls_lock:
             self._calls.clear()
+        self.faults.reset()
         if self.recorder is not None:
             self.recorder.reset()
 
@@ -415,9 +468,13 @@ class LocalAWS:
             "path": urllib.parse.urlsplit(exchange.target).path,
             "region": operation.region,
             "time": exchange.started,
+            "fault": exchange.fault,
         }
         with self._calls_lock:
             self._calls.append(call)
+        if exchange.fault and exchange.fault != "lost_response":
+            # moto never saw the call: AWS has nothing to record either.
+            return None
         replacement = None
         if self.recorder is not None:
             if exchange.status == 403:
@@ -440,8 +497,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run the local AWS (moto + counting proxy) until SIGTERM/SIGINT.")
     parser.add_argument("--port", type=int, default=0, help="proxy port (default: a free one)")
     parser.add_argument("--record", action="store_true", help="enforce IAM auth and record CloudTrail events")
+    faults_mode.add_arguments(parser)
     args = parser.parse_args(argv)
-    return serve_until_signalled(LocalAWS(port=args.port, record=args.record), lambda aws: aws.endpoint_url)
+    try:
+        faults = faults_mode.config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return serve_until_signalled(LocalAWS(port=args.port, record=args.record, faults=faults), lambda aws: aws.endpoint_url)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ for the same code and redeploy it.  The package is a few kilobytes, far below La
 Stdlib only; runs on the controller's Python.  Prints one JSON object:
 ``{"path", "code_sha256" (base64, as Lambda reports it), "size", "files", "written"}``.
 
-    python lambda_zip.py --output build/package.zip lambda/*.py plugins/module_utils/canary_mapping.py
+    python lambda_zip.py --output build/package.zip lambda/*.py plugins/module_utils/_lambda_shared/[!_]*.py
+
+The shared files (``plugins/module_utils/_lambda_shared/``: the mapping record and the IAM reads, standard
+library only) land at the zip root next to the Lambda's own, where they import each other by bare name.
 """
 
 from __future__ import annotations

@@ -501,7 +501,7 @@ def test_mapping_cache_is_bounded_and_expires():
 
 
 def test_the_package_imports_flat_from_its_zip(tmp_path):
-    sources = sorted(str(path) for path in (REPO / "lambda").glob("*.py")) + [str(REPO / "plugins/module_utils/canary_mapping.py")]
+    sources = sorted(str(path) for path in (REPO / "lambda").glob("*.py")) + [str(REPO / "plugins/module_utils/_lambda_shared/canary_mapping.py")]
     package = tmp_path / "detection-lambda.zip"
     subprocess.run([sys.executable, str(REPO / "roles/detection/files/lambda_zip.py"), "--output", str(package), *sources],
                    check=True, capture_output=True)

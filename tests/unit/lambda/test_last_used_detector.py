@@ -400,7 +400,8 @@ def test_the_detector_imports_flat_from_the_lambda_zip(tmp_path):
     sources = [str(REPO / "lambda" / f"{name}.py") for name in ("alert_payload", "alert_channels", "last_used_detector")]
     package = tmp_path / "detection-lambda.zip"
     subprocess.run([sys.executable, str(REPO / "roles/detection/files/lambda_zip.py"), "--output", str(package),
-                    *sources, str(REPO / "plugins/module_utils/canary_mapping.py")], check=True, capture_output=True)
+                    *sources, *map(str, sorted((REPO / "plugins/module_utils/_lambda_shared").glob("[!_]*.py")))],
+                   check=True, capture_output=True)
     probe = "import sys; sys.path.insert(0, sys.argv[1]); import last_used_detector as d; print(d.DETECTOR, callable(d.handler))"
     done = subprocess.run([sys.executable, "-I", "-c", probe, str(package)], check=True, capture_output=True, text=True)
     assert done.stdout.split() == ["last-used", "True"]

@@ -3,21 +3,15 @@
 """The mapping record: tag values IAM accepts, placement ids that never merge, a lossless round trip.
 
 ``canary_mapping.py`` is standard library only (it is packaged verbatim into the alert Lambda), so it
-is loaded from its file, without Ansible on the path."""
+is imported by its bare name, as on Lambda (pytest.ini puts plugins/module_utils/_lambda_shared on the path)."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import re
 
+import canary_mapping as cm
 from hypothesis import given
 from hypothesis import strategies as st
-
-MAPPING_FILE = pathlib.Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "canary_mapping.py"
-_spec = importlib.util.spec_from_file_location("canary_mapping", MAPPING_FILE)
-cm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cm)
 
 # IAM's tag value rule: Unicode letters, digits, white space and _ . : / = + - @, at most 256 characters.
 # The key rule is the same, at most 128 characters.

@@ -21,9 +21,6 @@ import types
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-for entry in (str(REPO), str(REPO / ".collections")):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
 
 boto3 = pytest.importorskip("boto3")
 botocore = pytest.importorskip("botocore")
@@ -33,8 +30,8 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint
 from ansible_collections.amazon.aws.plugins.module_utils import cloud  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity as ci  # noqa: E402
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping as cm  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import calls, naming  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key  # noqa: E402
 from tools.local_aws.server import LocalAWS  # noqa: E402
 
@@ -42,7 +39,7 @@ REGION = "us-east-1"
 ANSIBLE = pathlib.Path(sys.executable).parent / "ansible"
 HOST = "web03.example.com"
 PATH = "/home/deploy/.aws/credentials"
-PLACEMENT = dict(host=HOST, path=PATH, profile="prod")
+PLACEMENT = dict(host=HOST, path=PATH, profile_name="prod")
 DENY_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
 
 
@@ -129,7 +126,7 @@ def test_first_run_creates_user_policy_tags_and_one_active_key(aws, iam, run):
 
     name = result["user_name"]
     assert cm.planted_key_from_tags(tags_of(iam, name))[0] == result["access_key_id"]
-    assert re.fullmatch(r"web03-[a-z0-9-]+", name) and ci.telltale_in(name) is None
+    assert re.fullmatch(r"web03-[a-z0-9-]+", name) and naming.telltale_in(name) is None
     assert result["user_created"] is True and result["generation"] == 1
     assert result["user_arn"] == f"arn:aws:iam::123456789012:user/{name}"
     assert result["placement_id"] == cm.placement_id(HOST, PATH, "prod")
@@ -143,8 +140,8 @@ def test_first_run_creates_user_policy_tags_and_one_active_key(aws, iam, run):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags[cm.TAG_PLANTED_AT])
     assert result["mapping"] == cm.mapping_from_tags(tags)
 
-    assert iam.list_user_policies(UserName=name)["PolicyNames"] == [ci.DENY_ALL_POLICY_NAME]
-    document = iam.get_user_policy(UserName=name, PolicyName=ci.DENY_ALL_POLICY_NAME)["PolicyDocument"]
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == [calls.DENY_ALL_POLICY_NAME]
+    document = iam.get_user_policy(UserName=name, PolicyName=calls.DENY_ALL_POLICY_NAME)["PolicyDocument"]
     assert (json.loads(document) if isinstance(document, str) else document) == DENY_ALL
     assert iam.list_attached_user_policies(UserName=name)["AttachedPolicies"] == []
     assert iam.list_groups_for_user(UserName=name)["Groups"] == []
@@ -190,7 +187,7 @@ def test_a_key_of_a_real_user_is_refused_and_nothing_is_created(aws, iam, run):
 
 
 def test_a_key_of_another_placement_or_unknown_is_refused(aws, iam, run):
-    other = seed(run, profile="backup", path="/root/.aws/credentials")
+    other = seed(run, profile_name="backup", path="/root/.aws/credentials")
     for foreign in (other["access_key_id"], "AKIAIOSFODNN7EXAMPLE"):
         result = run(**dict(PLACEMENT, planted_key_id=foreign))[0]
         assert result["failed"] is True and "refusing to mint" in result["msg"] and foreign in result["msg"]
@@ -234,7 +231,7 @@ def test_check_mode_reports_the_mint_and_writes_nothing(aws, iam, run):
     result = run(check_mode=True, **PLACEMENT)[0]
     assert (result["changed"], result["minted"], result["user_created"], result["access_key_id"]) == (True, True, True, None)
     assert "secret_access_key" not in result and result["user_arn"] == ""
-    assert result["user_name"] == ci.candidate_names(HOST, PATH, "prod")[0]
+    assert result["user_name"] == naming.candidate_names(HOST, PATH, "prod")[0]
     assert writes(iam_actions(aws, mark)) == [] and canary_users(iam) == {}
 
     first = seed(run)
@@ -251,7 +248,7 @@ def test_check_mode_reports_the_mint_and_writes_nothing(aws, iam, run):
 
 
 def test_a_real_user_with_the_drawn_name_is_left_alone(aws, iam, run):
-    names = ci.candidate_names(HOST, PATH, "prod")
+    names = naming.candidate_names(HOST, PATH, "prod")
     iam.create_user(UserName=names[0], Tags=[{"Key": "team", "Value": "ops"}])
     result = seed(run)
     assert result["user_name"] == names[1]
@@ -264,16 +261,16 @@ def test_a_real_user_with_the_drawn_name_is_left_alone(aws, iam, run):
 
 def test_two_placements_wanting_the_same_name_get_two_users(aws, iam, run):
     first = seed(run, user_name_template="{host}")
-    second = seed(run, user_name_template="{host}", path="/root/.aws/credentials", profile="backup")
+    second = seed(run, user_name_template="{host}", path="/root/.aws/credentials", profile_name="backup")
     assert (first["user_name"], second["user_name"]) == ("web03", "web03-2")
     assert tags_of(iam, "web03-2")[cm.TAG_PATH] == "/root/.aws/credentials"
     for result, path, profile in ((first, PATH, "prod"), (second, "/root/.aws/credentials", "backup")):
-        again = run(host=HOST, path=path, profile=profile, user_name_template="{host}", planted_key_id=result["access_key_id"])[0]
+        again = run(host=HOST, path=path, profile_name=profile, user_name_template="{host}", planted_key_id=result["access_key_id"])[0]
         assert again["changed"] is False and again["user_name"] == result["user_name"]
 
 
 def test_a_user_found_by_its_key_when_an_earlier_name_came_free(aws, iam, run):
-    names = ci.candidate_names(HOST, PATH, "prod")
+    names = naming.candidate_names(HOST, PATH, "prod")
     iam.create_user(UserName=names[0])
     first = seed(run)
     iam.delete_user(UserName=names[0])
@@ -385,7 +382,7 @@ def test_every_iam_call_is_retried_when_throttled(aws, iam, run, monkeypatch):
         return wrapped
 
     monkeypatch.setattr(AnsibleAWSModule, "client", client)
-    names = ci.candidate_names(HOST, PATH, "prod")
+    names = naming.candidate_names(HOST, PATH, "prod")
     iam.create_user(UserName=names[0])
     first = seed(run)
     iam.create_access_key(UserName=first["user_name"])
@@ -460,7 +457,7 @@ def test_the_controller_policy_is_valid_and_allows_every_call_the_module_makes(a
                for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
 
     mark = len(aws.calls())
-    names = ci.candidate_names(HOST, PATH, "prod")
+    names = naming.candidate_names(HOST, PATH, "prod")
     iam.create_user(UserName=names[0])
     first = seed(run)
     iam.delete_user(UserName=names[0])

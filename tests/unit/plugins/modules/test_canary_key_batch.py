@@ -13,31 +13,27 @@ import collections
 import json
 import pathlib
 import re
-import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-for entry in (str(REPO), str(REPO / ".collections")):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
 
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping as cm  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key, canary_key_batch  # noqa: E402
 # The local AWS and a clean AWS environment exactly as canary_key's own tests have them.
 from test_canary_key import fixture_aws, fixture_local_aws  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 REGION = "us-east-1"
 PLACEMENTS = [
-    {"host": "web01", "path": "/home/deploy/.aws/credentials", "profile": "prod", "reminder": "web01 deploy"},
-    {"host": "web01", "path": "/root/.aws/credentials", "profile": "backup", "reminder": "web01 root"},
-    {"host": "web02", "path": "/home/deploy/.aws/credentials", "profile": "prod", "reminder": "web02 deploy"},
-    {"host": "laptop-alice", "path": "/home/alice/.aws/credentials", "profile": "deploy"},
+    {"host": "web01", "path": "/home/deploy/.aws/credentials", "profile_name": "prod", "reminder": "web01 deploy"},
+    {"host": "web01", "path": "/root/.aws/credentials", "profile_name": "backup", "reminder": "web01 root"},
+    {"host": "web02", "path": "/home/deploy/.aws/credentials", "profile_name": "prod", "reminder": "web02 deploy"},
+    {"host": "laptop-alice", "path": "/home/alice/.aws/credentials", "profile_name": "deploy"},
 ]
 
 
@@ -67,7 +63,7 @@ def test_one_run_ensures_every_placement_and_hands_each_secret_out_once(aws, run
     result, printed = run(placements=PLACEMENTS)
 
     outcomes = result["outcomes"]
-    assert [(o["host"], o["path"], o["profile"]) for o in outcomes] == [(p["host"], p["path"], p["profile"]) for p in PLACEMENTS]
+    assert [(o["host"], o["path"], o["profile"]) for o in outcomes] == [(p["host"], p["path"], p["profile_name"]) for p in PLACEMENTS]
     assert all(o["minted"] and o["changed"] and not o.get("failed") for o in outcomes)
     assert result["changed"] is True and result["summary"] == {"placements": 4, "changed": 4, "minted": 4, "failed": 0}
     # Per placement, exactly what canary_key writes for one.

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """canarykeys.aws.canary_key_info: the module's real ``main()`` and real botocore against a real moto server.
 
-The listing logic has its own tests (tests/unit/plugins/module_utils/test_canary_inventory.py); these
+The listing logic has its own tests (tests/unit/plugins/module_utils/test_iam_estate.py); these
 check what the module adds: options, AWS connection from the environment, the result shape, check mode,
 error reporting, and IAM calls counted at the wire by the local AWS proxy.
 """
@@ -18,16 +18,13 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-for _path in (REPO / ".collections", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key_info  # noqa: E402
 from tools.local_aws.operations import is_read_only  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position

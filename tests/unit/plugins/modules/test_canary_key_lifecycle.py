@@ -137,7 +137,7 @@ def test_absent_by_user_name_retires_a_canary_whatever_its_recorded_placement(aw
     # The tags hold sanitised values; the names they give back need not be the user's.
     first = seed(run)
     extra = iam.create_access_key(UserName=first["user_name"])["AccessKey"]["AccessKeyId"]
-    unrelated = dict(host="other", path="/nowhere", profile="x")
+    unrelated = dict(host="other", path="/nowhere", profile_name="x")
     one = run(state="absent", user_name=first["user_name"], access_key_id=extra, **unrelated)[0]
     assert (one["changed"], one["deleted_access_key_ids"], one["user_deleted"]) == (True, [extra], False)
     whole = run(state="absent", user_name=first["user_name"], **unrelated)[0]

@@ -163,6 +163,19 @@ def test_a_malformed_file_fails_and_stays_untouched(run, tmp_path, content, reas
     assert _state(path) == before
 
 
+def test_a_secret_in_the_wrong_place_is_never_echoed(run, tmp_path):
+    # botocore reads "aws_access_key_id =" and an indented line as a nested block: the secret
+    # is not a key id and must not reach the message or the result (run() searches the output).
+    path = tmp_path / "credentials"
+    path.write_bytes(("[prod]\naws_access_key_id =\n    aws_secret_access_key = %s\n" % FOREIGN_SECRET).encode())
+    before = _state(path)
+    for args in ({"owner": _me(), "path": str(path), "profile": "prod", "state": "query"},
+                 _present(path, replaceable_key_ids=[FOREIGN_KEY])):
+        result = run(args)
+        assert result["failed"] and "has an aws_access_key_id that is not an access key id" in result["msg"]
+    assert _state(path) == before
+
+
 def test_a_directory_is_refused(run, tmp_path):
     result = run(_present(tmp_path))
     assert result["failed"] and "is a directory" in result["msg"]

@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The placement options of canary_key and canary_key_batch, written once.
+
+canary_key takes one placement as top-level options (DOCUMENTATION); canary_key_batch takes a list of
+them as O(placements) (fragment ``canarykeys.aws.placement.batch``).  Their argument spec is
+module_utils/_iam/options.py's PLACEMENT_SPEC.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+# The options of one placement, at the indentation of a top-level option.
+_PLACEMENT_OPTIONS = r"""
+host:
+  description:
+    - The inventory host name of the placement (normally C(inventory_hostname)).
+    - Its short name (first DNS label, or an IP address with dashes) becomes part of the user name.
+  required: true
+  type: str
+path:
+  description:
+    - The absolute path of the credentials file on the host, for example C(/home/deploy/.aws/credentials).
+  required: true
+  type: str
+profile_name:
+  description:
+    - The profile of the credentials file that holds the key.
+    - This is the placement's profile, not the AWS profile the controller calls IAM with (that is C(profile), alias
+      C(aws_profile), as in every amazon.aws module).
+  required: true
+  type: str
+reminder:
+  description:
+    - Free text recorded with the key and quoted by every alert, for example who to call.
+    - Sanitised to the characters IAM allows in tag values and cut to 256 characters.
+    - V("") leaves the recorded reminder as it is.
+  type: str
+  default: ""
+planted_by:
+  description:
+    - Who or what planted the key (a play name), recorded in a tag.
+    - V("") leaves the recorded value as it is.
+  type: str
+  default: ""
+"""
+
+_BATCH_ONLY = r"""
+planted_key_id:
+  description:
+    - The access key id the profile holds now, as read from the host; empty when it holds none.
+    - With O(action=finish), the key the profile holds after the write, as read back.
+  type: str
+rotated_key_id:
+  description: With O(action=finish), the key the profile held before the rotation began. Required then.
+  type: str
+"""
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = "options:" + textwrap.indent(_PLACEMENT_OPTIONS, "  ")
+
+    BATCH = r"""
+options:
+  placements:
+    description:
+      - The placements, each one profile in one credentials file on one host.
+    type: list
+    elements: dict
+    required: true
+    suboptions:""" + textwrap.indent(_PLACEMENT_OPTIONS + _BATCH_ONLY, "      ")

@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that build canary_key_batch's requests and match its outcomes back to each host (seed and rotate).
+
+A seed or rotate play sends the placements of every host to one canary_key_batch run; each host then
+takes its own outcomes back.  A placement is named by (host, path, profile) in requests and outcomes
+alike (module_utils/_iam/batch.py), and a placement's index in the batch is how the write task reaches
+the one secret it needs.  The rule of every filter here: nothing returned may carry a secret access
+key, because what they return is looped over, stored in facts and printed.
+
+Each filter's documentation is in the file of its name next to this one (``seed_requests.yml``...).
+"""
+
+from __future__ import annotations
+
+import string
+
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, outcomes_for_host, placement_of
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
+
+
+# ---------------------------------------------------------------- seed
+
+
+class _KeepUnknown(dict):
+    """format_map helper: a placeholder we do not know stays as written."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+
+def fill_reminder(template, fields):
+    """Fill {host}, {path}, {profile}, {user} in a reminder text; leave other braces alone."""
+    formatter = string.Formatter()
+    try:
+        return formatter.vformat(str(template), (), _KeepUnknown(fields))
+    except (ValueError, IndexError):
+        # A reminder with stray braces is still a valid reminder: keep it verbatim.
+        return str(template)
+
+
+
+def _desired_reminder(read, host, template):
+    placement = read.get("seed_placement", {})
+    fields = {"host": host, "path": read.get("path"), "profile": placement.get("profile"), "user": placement.get("user")}
+    return fill_reminder(placement.get("reminder") or template, fields)
+
+
+
+def _settled_key(read, canaries_by_placement, host, template):
+    """The canary whose only key is Active and planted in this profile, with the reminder wanted.
+
+    Such a placement needs no call at all on a re-run: this is what keeps a re-run to the reads.
+    """
+    profile = read.get("seed_placement", {}).get("profile")
+    planted = read.get("access_key_id")
+    canary = canaries_by_placement.get(placement_id(host, read.get("path") or "", profile or ""))
+    if not planted or canary is None:
+        return None
+    keys = canary.get("keys") or []
+    if len(keys) != 1 or keys[0].get("access_key_id") != planted or keys[0].get("status") != "Active":
+        return None
+    if canary.get("mapping", {}).get("reminder", "") != sanitize_tag_value(_desired_reminder(read, host, template)):
+        return None
+    return canary
+
+
+
+def _by_placement(canaries):
+    return {c.get("mapping", {}).get("placement_id"): c for c in canaries or []}
+
+
+
+def unsettled_placements(read_results, canaries, host, template):
+    """Read results whose placement needs canary_key: anything but an intact, planted canary."""
+    index = _by_placement(canaries)
+    return [r for r in read_results if _settled_key(r, index, host, template) is None]
+
+
+
+def seed_settled_rows(read_results, canaries, host, template):
+    """Reminder rows of the placements that needed nothing."""
+    index = _by_placement(canaries)
+    rows = []
+    for read in read_results:
+        canary = _settled_key(read, index, host, template)
+        if canary is not None:
+            rows.append({
+                "host": host,
+                "path": read.get("path"),
+                "profile": read.get("seed_placement", {}).get("profile"),
+                "iam_user": canary.get("user_name"),
+                "access_key_id": read.get("access_key_id"),
+                "status": "unchanged",
+            })
+    return rows
+
+
+
+def seed_requests(read_results, canaries, host, template, planted_by):
+    """This host's placements that need canary_key_batch, one request each (no secret: nothing is minted yet).
+
+    The module's fields (host, path, profile, planted_key_id, reminder, planted_by) plus what the
+    write needs later (user, region).
+    """
+    requests = []
+    for read in unsettled_placements(read_results, canaries, host, template):
+        placement = read.get("seed_placement", {})
+        requests.append({
+            "host": host,
+            "path": read.get("path"),
+            "profile": placement.get("profile"),
+            "planted_key_id": read.get("access_key_id") or "",
+            "reminder": _desired_reminder(read, host, template),
+            "planted_by": planted_by,
+            "user": placement.get("user"),
+            "region": placement.get("region"),
+        })
+    return requests
+
+
+
+# Request field -> canary_key_batch placement option (the module refuses unknown fields).
+_MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
+                  "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id"}
+
+
+
+def batch_placements(requests):
+    """The requests of every host as canary_key_batch's ``placements``."""
+    return [{option: request[field] for field, option in _MODULE_FIELDS.items() if field in request} for request in requests or []]
+
+
+
+def seed_outcomes(outcomes, requests, host):
+    """This host's requests, each with the index and the outcome (secret left out) of its placement in the batch.
+
+    ``outcomes`` is canary_key_batch's RV(outcomes) for the requests of every host; the index is how a
+    later task reaches the one secret it needs, without the secret travelling in a loop item.
+    """
+    return [
+        dict(
+            {key: value for key, value in request.items() if key != "secret_access_key"},
+            index=index,
+            user_name=outcome.get("user_name"),
+            access_key_id=outcome.get("access_key_id"),
+            minted=bool(outcome.get("minted")),
+            changed=bool(outcome.get("changed")),
+            failed=bool(outcome.get("failed")),
+            msg=outcome.get("msg"),
+        )
+        for index, request, outcome in outcomes_for_host(outcomes, requests, host)
+    ]
+
+
+
+def seed_plants(outcomes):
+    """The placements whose key was just minted, as loop items without the secret (``index`` finds it)."""
+    return [
+        {
+            "index": outcome["index"],
+            "user": outcome.get("user"),
+            "path": outcome.get("path"),
+            "profile": outcome.get("profile"),
+            "region": outcome.get("region"),
+            "access_key_id": outcome.get("access_key_id"),
+            "replaceable_key_ids": [outcome["planted_key_id"]] if outcome.get("planted_key_id") else [],
+        }
+        for outcome in outcomes or []
+        if outcome.get("minted") and not outcome.get("failed")
+    ]
+
+
+
+def failed_results(results):
+    """Loop results that failed or whose host became unreachable."""
+    return [r for r in results if r.get("failed") or r.get("unreachable")]
+
+
+# ---------------------------------------------------------------- rotate
+
+
+# What the rows and the messages need of a begin outcome; never secret_access_key.
+_BEGIN_FIELDS = ("rotation", "user_name", "access_key_id", "rotated_key_id", "key_age_days", "deleted_access_key_ids", "msg")
+
+
+
+def rotate_requests(read_results, host):
+    """One ``action: begin`` request per profile read on this host (host, path, profile, planted key id).
+
+    ``read_results`` are the results of the role's read loop (loop_var ``rotate_canary``, the canary
+    as ``canary_key_info`` listed it). ``user_name`` is not a module field (``batch_placements`` drops
+    it): it names the IAM user in the table when the begin step fails.
+    """
+    return [
+        {
+            "host": host,
+            "path": read.get("path") or read.get("rotate_canary", {}).get("path"),
+            "profile": read.get("rotate_canary", {}).get("profile"),
+            "planted_key_id": read.get("access_key_id") or "",
+            "user_name": read.get("rotate_canary", {}).get("user_name"),
+        }
+        for read in read_results or []
+    ]
+
+
+
+def rotate_outcomes(outcomes, requests, host):
+    """This host's requests, each with the index and the begin outcome (secret left out) of its placement.
+
+    ``outcomes`` is RV(outcomes) of the begin batch over the requests of every host of the batch.
+    """
+    mine = []
+    for index, request, outcome in outcomes_for_host(outcomes, requests, host):
+        entry = {key: value for key, value in request.items() if key != "secret_access_key"}
+        entry.update({field: outcome.get(field) for field in _BEGIN_FIELDS})
+        entry.update(
+            index=index,
+            user_name=outcome.get("user_name") or request.get("user_name"),
+            minted=bool(outcome.get("minted")),
+            changed=bool(outcome.get("changed")),
+            failed=bool(outcome.get("failed")),
+            deleted_access_key_ids=list(outcome.get("deleted_access_key_ids") or []),
+        )
+        mine.append(entry)
+    return mine
+
+
+
+def rotate_plants(outcomes):
+    """The placements that got a second key, as loop items without the secret (``index`` finds it)."""
+    return [
+        {
+            "index": outcome["index"],
+            "host": outcome.get("host"),
+            "path": outcome.get("path"),
+            "profile": outcome.get("profile"),
+            "access_key_id": outcome.get("access_key_id"),
+            "rotated_key_id": outcome.get("rotated_key_id"),
+        }
+        for outcome in outcomes or []
+        # In check mode begin reports minted with no key: nothing to write then.
+        if outcome.get("minted") and not outcome.get("failed") and outcome.get("access_key_id")
+    ]
+
+
+
+def _lost(result):
+    return bool(result.get("failed") or result.get("unreachable"))
+
+
+
+def rotate_landed(write_results, confirm_results):
+    """Which key each profile holds after the write, from the write and the confirming read (no secret).
+
+    The confirming read decides.  When it could not reach the host, a write that succeeded stands for
+    it (the module replaced the file atomically and reported the new key); with neither, the host is
+    taken to hold the old key (``held`` empty: the finish keeps the rotated key).  ``why`` says, for a
+    rotation that rolls back, why the host did not take the new key.
+    """
+    confirms = {result.get("rotate_plant", {}).get("index"): result for result in confirm_results or []}
+    landed = []
+    for write in write_results or []:
+        plant = write.get("rotate_plant") or {}
+        confirm = confirms.get(plant.get("index"), {"unreachable": True})
+        if not _lost(confirm):
+            held = confirm.get("access_key_id") or ""
+        elif not _lost(write):
+            held = write.get("planted_access_key_id") or ""
+        else:
+            held = ""
+        if _lost(write):
+            why = write.get("msg") or "host unreachable"
+        else:
+            why = f"the profile holds {held or 'no key'} after the write"
+        landed.append(dict(plant, held=held, why=why))
+    return landed
+
+
+
+def rotate_finish_placements(outcomes, landed, planted_by=""):
+    """The ``action: finish`` placements: every placement that got a second key in the begin batch.
+
+    ``outcomes`` is RV(outcomes) of the begin batch, ``landed`` the ``rotate_landed`` entries of every
+    host of the play.  A placement with no landed entry (its host failed before recording one) is
+    finished as if the host held the old key: the new key is deleted, and no key the host did not
+    take survives the run.
+    """
+    index = landed_index(landed)
+    placements = []
+    for outcome in outcomes or []:
+        if not outcome.get("minted") or outcome.get("failed") or not outcome.get("access_key_id"):
+            continue
+        held = index.get(placement_of(outcome) + (outcome.get("access_key_id"),), {}).get("held") or ""
+        placements.append({
+            "host": outcome.get("host"),
+            "path": outcome.get("path"),
+            "profile_name": outcome.get("profile"),
+            "planted_key_id": held,
+            "rotated_key_id": outcome.get("rotated_key_id"),
+            "planted_by": planted_by or "",
+        })
+    return placements
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "batch_placements": batch_placements,
+            "failed_results": failed_results,
+            "seed_requests": seed_requests,
+            "seed_settled_rows": seed_settled_rows,
+            "seed_outcomes": seed_outcomes,
+            "seed_plants": seed_plants,
+            "rotate_requests": rotate_requests,
+            "rotate_outcomes": rotate_outcomes,
+            "rotate_plants": rotate_plants,
+            "rotate_landed": rotate_landed,
+            "rotate_finish_placements": rotate_finish_placements,
+        }

@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Applying the plans to IAM: ensure, retire and rotate one placement's user and key.
+
+Each function reads IAM (module_utils/_iam/calls.py), asks a pure plan (module_utils/_iam/plans.py)
+and, outside check mode, writes.  Every refusal comes before the first write, and the mint is the last
+write, so a failure never leaves behind a minted key whose secret nobody received.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import calls
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import PlacementError
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.naming import DEFAULT_TEMPLATE, candidate_names, check_iam_path
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.plans import (
+    ROTATION_NOT_DUE,
+    ROTATION_NOT_PLANTED,
+    Placement,
+    generation_of,
+    plan_present,
+    plan_rotation_begin,
+    plan_rotation_finish,
+    utc_now,
+)
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping
+
+
+def _user_result(user_name, user, iam_path) -> dict:
+    return {
+        "user_name": user_name,
+        "user_arn": (user or {}).get("Arn", ""),
+        "iam_path": (user or {}).get("Path", iam_path),
+    }
+
+
+def ensure_present(client, placement: Placement, planted_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False):
+    """Make the placement's user exist with exactly one active key; mint one only when the host holds none of it.
+
+    Order matters: every refusal comes before the first write, and the mint is the last write, so a
+    failure never leaves behind a minted key whose secret nobody received.
+    """
+    iam_path = check_iam_path(iam_path)
+    candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+    pid = placement.placement_id
+    planted_key_id = planted_key_id or ""
+    refusal = PlacementError(
+        f"profile {placement.profile} in {placement.path} on {placement.host} holds access key {planted_key_id}, "
+        "which is not this placement's canary key; refusing to mint: choose another profile"
+    )
+
+    index, user_name, user = calls.resolve_user(client, candidates, pid)
+    if user is None and planted_key_id:
+        user = calls.key_owner(client, planted_key_id, pid)
+        if user is None:
+            raise refusal
+    if user is not None:
+        user_name = user["UserName"]
+    keys = calls.list_keys(client, user_name) if user is not None else []
+    if planted_key_id and planted_key_id not in [key["AccessKeyId"] for key in keys]:
+        raise refusal
+
+    plan = plan_present(placement, user, keys, planted_key_id, utc_now())
+    result = dict(
+        _user_result(user_name, user, iam_path),
+        placement_id=pid,
+        changed=bool(plan["mint"] or plan["orphans"] or plan["tag_update"]),
+        minted=plan["mint"],
+        access_key_id=None if plan["mint"] else planted_key_id,
+        deleted_access_key_ids=plan["orphans"],
+        generation=plan["generation"],
+        user_created=user is None,
+        mapping=canary_mapping.mapping_from_tags(plan["tags_after"]),
+    )
+    if check_mode or not result["changed"]:
+        return result
+
+    if user is None:
+        user_name, user, created = calls.create_user(client, candidates, index, pid, iam_path, plan["tags_after"])
+        if not created:
+            # Another run created this placement's user between our read and our write: decide again on it.
+            return ensure_present(client, placement, planted_key_id, template, iam_path, check_mode)
+        result.update(_user_result(user_name, user, iam_path))
+        calls.put_deny_all(client, user_name)
+    else:
+        for key_id in plan["orphans"]:
+            calls.delete_key(client, user_name, key_id)
+        if plan["mint"]:
+            # Re-put on every mint: a key is never handed out by a user whose deny-all was removed.
+            calls.put_deny_all(client, user_name)
+        if plan["tag_update"]:
+            calls.tag_user(client, user_name, plan["tag_update"])
+    if plan["mint"]:
+        calls.mint(client, user_name, result)
+    return result
+
+
+def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False,
+                  user_name=""):
+    """Delete the placement's key (``access_key_id`` only, if given; else all), then the user once it holds none.
+
+    ``user_name`` names the user directly (as canary_key_info lists it) instead of resolving the placement's
+    names: the tags hold sanitised values, which may not give back the names.  It must be a canary user.
+    """
+    iam_path = check_iam_path(iam_path)
+    pid = placement.placement_id
+    result = dict(placement_id=pid, minted=False, changed=False, deleted_access_key_ids=[], user_deleted=False,
+                  access_key_id=None, generation=0, mapping=None, user_name="", user_arn="", iam_path=iam_path)
+
+    if user_name:
+        user = calls.get_user(client, user_name)
+        if user is not None and not canary_mapping.is_managed(user.get("Tags")):
+            raise PlacementError(f"IAM user {user_name} is not a canary user (no {canary_mapping.TAG_MANAGED} tag); refusing to delete it")
+    else:
+        candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+        try:
+            _index, user_name, user = calls.resolve_user(client, candidates, pid)
+        except PlacementError:
+            user = None  # every name is someone else's: this placement has no user there
+        if user is None and access_key_id:
+            user = calls.key_owner(client, access_key_id, pid)
+    if user is None:
+        return result
+    user_name = user["UserName"]
+    tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
+    result.update(_user_result(user_name, user, iam_path), generation=generation_of(tags), mapping=canary_mapping.mapping_from_tags(tags))
+
+    key_ids = [key["AccessKeyId"] for key in calls.list_keys(client, user_name)]
+    doomed = [key_id for key_id in key_ids if not access_key_id or key_id == access_key_id]
+    remaining = [key_id for key_id in key_ids if key_id not in doomed]
+    result.update(deleted_access_key_ids=doomed, user_deleted=not remaining, changed=bool(doomed) or not remaining)
+    if remaining:
+        result["access_key_id"] = remaining[0]
+    if check_mode:
+        return result
+    for key_id in doomed:
+        calls.delete_key(client, user_name, key_id)
+    if not remaining:
+        policies = calls.call(client, "list_user_policies", f"Failed to list the inline policies of IAM user {user_name}", UserName=user_name)
+        for policy_name in policies["PolicyNames"]:
+            calls.call(client, "delete_user_policy", f"Failed to delete inline policy {policy_name} of IAM user {user_name}",
+                  tolerate=("NoSuchEntity",), UserName=user_name, PolicyName=policy_name)
+        calls.call(client, "delete_user", f"Failed to delete IAM user {user_name}", tolerate=("NoSuchEntity",), UserName=user_name)
+    return result
+
+
+def find_user(client, candidates, placement_id: str, key_id=""):
+    """``(name, user)`` of the placement's existing user, by its names or else by the key it holds; ``user`` None when none."""
+    try:
+        _index, name, user = calls.resolve_user(client, candidates, placement_id)
+    except PlacementError:
+        name, user = candidates[0], None  # every name is someone else's; the key may still lead to ours
+    if user is None and key_id:
+        user = calls.key_owner(client, key_id, placement_id)
+    return (user["UserName"], user) if user is not None else (name, None)
+
+
+def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days=0, template=DEFAULT_TEMPLATE, iam_path="/",
+                   check_mode=False, now=None):
+    """Mint a second key for the placement's user, keeping the planted one, when the planted key is due.
+
+    Never creates a user and never refuses: a placement that does not hold its active key is reported
+    as not planted and left alone.  Keys the host does not hold are deleted, before the mint (a user
+    holds at most two); the mint is the last write, as in ``ensure_present``.
+    """
+    iam_path = check_iam_path(iam_path)
+    if max_age_days < 0:
+        raise PlacementError(f"max_age_days must be 0 or more, not {max_age_days}")
+    candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+    pid = placement.placement_id
+    planted_key_id = planted_key_id or ""
+    user_name, user = find_user(client, candidates, pid, planted_key_id)
+    result = dict(
+        _user_result(user_name, user, iam_path),
+        placement_id=pid, changed=False, minted=False, rotation=ROTATION_NOT_PLANTED, access_key_id=None, rotated_key_id=None,
+        key_age_days=None, deleted_access_key_ids=[], generation=0, mapping=None,
+    )
+    if user is None:
+        return result
+    tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
+    plan = plan_rotation_begin(calls.list_keys(client, user_name), planted_key_id, max_age_days, now or datetime.datetime.now(datetime.timezone.utc))
+    result.update(
+        rotation=plan["rotation"],
+        key_age_days=None if plan["age_days"] is None else round(plan["age_days"], 3),
+        generation=generation_of(tags) + (1 if plan["mint"] else 0),
+        mapping=canary_mapping.mapping_from_tags(tags),
+    )
+    result["deleted_access_key_ids"] = plan["orphans"]
+    if not plan["mint"]:
+        result.update(changed=bool(plan["orphans"]), access_key_id=planted_key_id if plan["rotation"] == ROTATION_NOT_DUE else None)
+    else:
+        result.update(changed=True, minted=True, rotated_key_id=planted_key_id)
+    if check_mode:
+        return result
+    for key_id in plan["orphans"]:
+        calls.delete_key(client, user_name, key_id)
+    if not plan["mint"]:
+        return result
+    # As on every mint: a key is never handed out by a user whose deny-all was removed.
+    calls.put_deny_all(client, user_name)
+    # The tags keep naming the planted key until finish_rotation knows which key the host kept.
+    calls.mint(client, user_name, result, record=False)
+    return result
+
+
+def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key_id="", template=DEFAULT_TEMPLATE, iam_path="/",
+                    check_mode=False):
+    """Keep the key the host holds (``planted_key_id``, as read back after the write) and delete the other one."""
+    iam_path = check_iam_path(iam_path)
+    if not rotated_key_id:
+        raise PlacementError("rotated_key_id is required to finish a rotation: it is the key the profile held before")
+    candidates = candidate_names(placement.host, placement.path, placement.profile, template)
+    pid = placement.placement_id
+    user_name, user = find_user(client, candidates, pid, rotated_key_id)
+    if user is None:
+        user_name, user = find_user(client, candidates, pid, planted_key_id or "")
+    if user is None:
+        raise PlacementError(f"profile {placement.profile} in {placement.path} on {placement.host} has no canary IAM user; nothing to finish")
+    plan = plan_rotation_finish(placement, user, calls.list_keys(client, user_name), planted_key_id or "", rotated_key_id)
+    result = dict(
+        _user_result(user_name, user, iam_path),
+        placement_id=pid, changed=bool(plan["doomed"] or plan["tag_update"]), minted=False, rotation=plan["rotation"],
+        access_key_id=plan["keep"], rotated_key_id=rotated_key_id, deleted_access_key_ids=plan["doomed"],
+        generation=plan["generation"], mapping=canary_mapping.mapping_from_tags(plan["tags_after"]),
+    )
+    if check_mode:
+        return result
+    for key_id in plan["doomed"]:
+        calls.delete_key(client, user_name, key_id)
+    if plan["tag_update"]:
+        calls.tag_user(client, user_name, plan["tag_update"])
+    return result
