@@ -155,7 +155,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
-from ansible_collections.canarykeys.aws.plugins.module_utils.canary_mapping import sanitize_tag_value
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import sanitize_tag_value
 
 POLL_SECONDS = 5
 
@@ -265,11 +265,18 @@ def acquire(module, lease, ours) -> dict:
             continue
         if standing == _lease.FREE:
             if module.check_mode or lease.create(params["name"], params["iam_path"], ours):
+                if result["waited"]:
+                    module.warn(f"Waited {result['waited']} s for another run's estate lease before taking it.")
                 return dict(result, changed=True, held_by_us=True, lease=ours)
             continue
+        if module.check_mode:
+            # A check run changes nothing, so another run's lease cannot be harmed by it; its forecast may be.
+            module.warn(f"Another run, {_lease.describe(current)}, holds the estate lease: this check may forecast "
+                        "changes that run is making.")
+            return dict(result, lease=current)
         waited = time.monotonic() - started
         result["waited"] = int(waited)
-        if module.check_mode or waited >= params["wait"]:
+        if waited >= params["wait"]:
             module.fail_json(msg=_lease.held_message(current, params["name"]), lease=current, waited=result["waited"])
         time.sleep(min(POLL_SECONDS, max(0.1, params["wait"] - waited)))
 
