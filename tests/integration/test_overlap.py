@@ -191,6 +191,9 @@ def test_a_run_killed_at_each_step_converges_on_the_next_plain_run(step, clean_f
     assert rc == -9, f"the run was not killed at {step}: {output[-2000:]}"
     rc, output = run_playbook(playbook, fleet.inventory, extra_vars if playbook == SEED else {"max_age_days": 9999})
     assert rc == 0, output[-3000:]
-    assert said(output, "Took over the estate lease of run"), "the killed run's lease was not taken over"
+    # Killed during the writes, every write may have landed already: then the next seed has nothing to
+    # do and takes no lease. Every other step leaves work, so the dead run's lease must be taken over.
+    if step != "seed during the writes":
+        assert said(output, "Took over the estate lease of run"), "the killed run's lease was not taken over"
     assert_converged(fleet, aws, before_real)
     assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))
