@@ -315,8 +315,8 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import NO_CREDENTIALS, IAMCallError, PlacementError
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import NAMING_SPEC, PLACEMENT_SPEC, validate
@@ -350,7 +350,7 @@ def main():
         validate(named, params["user_name_template"], params["iam_path"])
         if params["rotation"] and params["state"] != "present":
             raise PlacementError("rotation works with state=present only")
-        client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+        client = iam_client(module)
         options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
         planted_key_id = params["planted_key_id"] or ""
         if params["rotation"] == "begin":

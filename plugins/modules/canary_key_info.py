@@ -355,8 +355,8 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
 
 
@@ -372,7 +372,7 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    client = iam_client(module)
     try:
         result = estate.list_estate(
             client,
