@@ -221,6 +221,15 @@ access_key_id:
   returned: always
   type: str
   sample: AKIAIOSFODNN7EXAMPLE
+dead_access_key_id:
+  description:
+    - With O(state=present), the key O(planted_key_id) named when it was dead (deleted from IAM or inactive) and a key this
+      placement was handed (its C(canarykeys:key-history) tag): a new key was minted (in check mode, would be) to replace it.
+    - Null otherwise.
+  returned: when O(state=present) and no O(rotation)
+  type: str
+  sample: AKIAI44QH8DHBEXAMPLE
+  version_added: 0.1.0
 secret_access_key:
   description:
     - The secret of the key just minted. AWS shows a secret only once, at creation.

@@ -213,6 +213,22 @@ canaries:
           returned: always
           type: str
           sample: ""
+    dead:
+      description:
+        - Whether the key the placement was last handed (its C(canarykeys:access-key-id) tag) is gone from IAM or
+          inactive: its profile then holds a key that raises no alert. The next seed re-plants it.
+        - V(false) for a user without that tag.
+      returned: always
+      type: bool
+      sample: false
+      version_added: 0.1.0
+    key_history:
+      description: The key ids the placement was handed, oldest first (its C(canarykeys:key-history) tag, at most 8).
+      returned: always
+      type: list
+      elements: str
+      sample: [AKIAI44QH8DHBEXAMPLE, AKIAIOSFODNN7EXAMPLE]
+      version_added: 0.1.0
     key_source:
       description: Where this canary's keys came from, V(credential_report) or V(list_access_keys).
       returned: always
@@ -283,6 +299,7 @@ placements:
   description:
     - One flat row per canary (placement), sorted like RV(canaries), describing its newest listed key.
     - The C(used) and C(last_used_*) fields consider every listed key of the placement.
+    - C(dead) is RV(canaries[].dead).
   returned: always
   type: list
   elements: dict
@@ -303,6 +320,7 @@ placements:
       key_create_date: "2025-01-31T09:12:44+00:00"
       age_days: 42
       key_count: 1
+      dead: false
       used: true
       last_used_date: "2025-03-02T17:40:00+00:00"
       last_used_service: sts
@@ -328,10 +346,10 @@ orphans:
       create_date: "2024-10-01T08:00:00+00:00"
       age_days: 164
 summary:
-  description: Counts over the result. C(used) only with O(last_used=true).
+  description: Counts over the result (C(dead) counts the dead canaries). C(used) only with O(last_used=true).
   returned: always
   type: dict
-  sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "used": 1}
+  sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "dead": 0, "used": 1}
 key_source:
   description: Where the keys came from, as O(key_source); RV(canaries[].key_source) says it per canary.
   returned: always
