@@ -140,6 +140,23 @@ def _event_line(event: dict, outcome_known: bool = True) -> list:
     ]
 
 
+def _detector_facts(alert: dict) -> list:
+    """What a tamper or exposed alert adds: who changed what, or what AWS said."""
+    change = alert.get("change") if isinstance(alert.get("change"), dict) else None
+    exposure = alert.get("exposure") if isinstance(alert.get("exposure"), dict) else None
+    if change is not None:
+        params = change.get("request_parameters")
+        text = json.dumps(params, separators=(",", ":"), sort_keys=True) if params else ""
+        return [
+            ("Changed by", change.get("principal_arn") or change.get("invoked_by")),
+            ("Call", change.get("call")),
+            ("Parameters", text if len(text) <= 600 else text[:597] + "..."),
+        ]
+    if exposure is not None:
+        return [("AWS says", exposure.get("description")), ("AWS event", exposure.get("event_arn"))]
+    return []
+
+
 def _calls_heading(alert: dict, shown: int) -> str:
     if _from_last_used(alert):
         return "Latest call (IAM's last-used record: time, service and region only):"
@@ -153,23 +170,53 @@ def _facts(alert: dict) -> list:
     span = alert.get("first_seen") or "?"
     if alert.get("last_seen") and alert.get("last_seen") != alert.get("first_seen"):
         span += f" to {alert['last_seen']}"
+    detector_facts = _detector_facts(alert)
+    if detector_facts:
+        calls = ("When", alert.get("first_seen"))
+    elif _from_last_used(alert):
+        calls = ("Last used", f"{alert.get('last_seen') or '?'} (IAM's last-used record of the key)")
+    else:
+        calls = ("Calls", f"{count} ({span})")
     pairs = [
         ("Host", alert.get("host")),
         ("File", alert.get("path")),
         ("Profile", alert.get("profile")),
+        *detector_facts,
         ("Reminder", alert.get("reminder")),
         ("Planted at", alert.get("planted_at")),
         ("IAM user", alert.get("iam_user")),
         ("Account", alert.get("account_id")),
         ("Access key", alert.get("access_key_id")),
-        ("Last used", f"{alert.get('last_seen') or '?'} (IAM's last-used record of the key)") if _from_last_used(alert)
-        else ("Calls", f"{count} ({span})"),
+        calls,
         ("Source IPs", ", ".join(alert_payload.source_addresses(alert))),
     ]
     return [(label, value) for label, value in pairs if value]
 
 
+_MEANINGS = {
+    (alert_payload.DETECTOR_TAMPER, alert_payload.KIND_CANARY):
+        "Someone other than the collection's own runs changed a canary IAM user. Nobody has a reason to touch it: "
+        "find out who holds the credentials of the principal below; treat them as an attacker's.",
+    (alert_payload.DETECTOR_TAMPER, alert_payload.KIND_UNKNOWN_USER):
+        "An IAM user was deleted in the canary account by someone other than the collection's own runs, and its "
+        "mapping could no longer be read: it may have been a canary. Find out who holds the credentials of the "
+        "principal below.",
+    (alert_payload.DETECTOR_EXPOSED, alert_payload.KIND_CANARY):
+        "AWS found this canary key published (GitHub or another public source): the file below left its host and "
+        "was published. Treat that host as compromised and find where the file went.",
+    (alert_payload.DETECTOR_EXPOSED, alert_payload.KIND_UNKNOWN_USER):
+        "AWS found a published access key of the canary account that is not a canary's (or whose user is gone).",
+}
+_QUARANTINED = ("AWS attached its quarantine policy to this canary's user: AWS believes the key was exposed, usually "
+                "published. The file below left its host. Treat that host as compromised.")
+
+
 def _meaning(alert: dict) -> str:
+    if alert.get("detector") == alert_payload.DETECTOR_TAMPER and (alert.get("change") or {}).get("by_aws"):
+        return _QUARANTINED
+    fixed = _MEANINGS.get((alert.get("detector"), alert.get("alert")))
+    if fixed:
+        return fixed
     if alert.get("alert") == alert_payload.KIND_CANARY:
         meaning = ("Someone used a canary access key: it can only have been read from the file below. "
                    "Treat that host as compromised.")
@@ -224,7 +271,14 @@ def render_slack(alert: dict) -> dict:
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": _slack_escape(f"canarykeys.aws - detector {alert.get('detector')} - {alert.get('alert')}")}],
     })
-    note = f"last used {alert.get('last_seen') or '?'}" if _from_last_used(alert) else f"{alert.get('count') or 0} calls"
+    if _from_last_used(alert):
+        note = f"last used {alert.get('last_seen') or '?'}"
+    elif isinstance(alert.get("change"), dict):
+        note = alert["change"].get("call") or "?"
+    elif isinstance(alert.get("exposure"), dict):
+        note = alert["exposure"].get("event_type") or "?"
+    else:
+        note = f"{alert.get('count') or 0} calls"
     return {"text": _slack_escape(f"{title} ({note})"), "blocks": blocks}
 
 

@@ -1,13 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: canarykeys.aws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The CloudTrail detector: CloudTrail records in, one alert per canary key out.
+"""The alert Lambda's entry point: CloudTrail records and AWS Health events in, alerts out.
 
 Entry point ``handler(event, context)``.  It accepts what the detection stack delivers:
 
 * a CloudWatch Logs subscription payload (``{"awslogs": {"data": base64(gzip(json))}}``), whose
   ``logEvents[].message`` are CloudTrail records (the trail's log group, filter on IAM users);
-* an EventBridge event ``AWS API Call via CloudTrail`` (the fast path), the record in ``detail``.
+* an EventBridge event ``AWS API Call via CloudTrail`` (the fast path, and the IAM changes of the
+  tamper rule), the record in ``detail``: a change to a canary user by anyone but the collection's
+  own runs is a ``tamper`` alert (``tamper_detector.py``), any other call a use of a key;
+* an EventBridge ``AWS Health Event`` ``AWS_RISK_CREDENTIALS_EXPOSED``: an ``exposed`` alert per
+  canary key AWS found published (``exposed_key_detector.py``).
+
+Calls made by a principal of ``CANARY_TRUSTED_PRINCIPALS`` (the collection's own runs) never alert.
 
 Only calls made by an IAM user, or with session credentials derived from one (GetSessionToken,
 GetFederationToken: ``ASIA...`` keys that still name the user), are of interest.  They are grouped
@@ -33,6 +39,8 @@ import zlib
 import alert_channels
 import alert_payload
 import canary_mapping
+import exposed_key_detector
+import tamper_detector
 
 DETECTOR = "cloudtrail"
 EVENTBRIDGE_DETAIL_TYPE = "AWS API Call via CloudTrail"
@@ -48,6 +56,9 @@ LOGGER.setLevel(_LEVEL if _LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "
 # across warm invocations saves IAM calls during a burst without hiding those changes for long.
 DEFAULT_CACHE_SECONDS = 60.0
 CACHE_MAX_USERS = 1024
+# The last mapping read of each canary, kept for a day by a warm function: the tamper detector needs
+# it once the tags can no longer be read (the user deleted, its mapping tags removed).
+REMEMBER_SECONDS = 86400.0
 
 
 class MalformedRecord(ValueError):
@@ -70,8 +81,8 @@ def decode_awslogs(data: str) -> dict:
 def extract_records(event, unwrap: bool = True) -> tuple:
     """``(source, items, envelope_account)``: items are ``(raw record, fallback time)`` pairs.
 
-    ``source`` is ``cloudwatch-logs``, ``cloudwatch-logs-control``, ``eventbridge`` or
-    ``unrecognised``; the last two without records.  A record of Lambda's on-failure destination
+    ``source`` is ``cloudwatch-logs``, ``cloudwatch-logs-control``, ``eventbridge``, ``health`` (the
+    item is the whole AWS Health event) or ``unrecognised``; control and unrecognised without records.  A record of Lambda's on-failure destination
     (the dead-letter queue's message body) is replayed as the event it carries.
     """
     if not isinstance(event, dict):
@@ -101,6 +112,8 @@ def extract_records(event, unwrap: bool = True) -> tuple:
         return "cloudwatch-logs", items, document.get("owner")
     if event.get("detail-type") == EVENTBRIDGE_DETAIL_TYPE and "detail" in event:
         return "eventbridge", [(event["detail"], event.get("time"))], event.get("account")
+    if exposed_key_detector.is_health_event(event):
+        return "health", [(event, event.get("time"))], event.get("account")
     return "unrecognised", [], None
 
 
@@ -222,6 +235,7 @@ class MappingCache:
 
 
 _MAPPING_CACHE = MappingCache()
+_REMEMBERED = MappingCache()
 _IAM_CLIENT = []
 
 
@@ -236,6 +250,7 @@ def iam_client():
 def reset_state() -> None:
     """Forget every client and cached mapping (tests; a new account)."""
     _MAPPING_CACHE.clear()
+    _REMEMBERED.clear()
     del _IAM_CLIENT[:]
     alert_channels._SNS_CLIENTS.clear()  # pylint: disable=protected-access
 
@@ -243,14 +258,55 @@ def reset_state() -> None:
 class UserDirectory:
     """What IAM says about the users of one invocation: each user is read at most once."""
 
-    def __init__(self, iam, cache: MappingCache = _MAPPING_CACHE, ttl: float = DEFAULT_CACHE_SECONDS):
-        self.iam = iam
+    def __init__(self, iam, cache: MappingCache = _MAPPING_CACHE, ttl: float = DEFAULT_CACHE_SECONDS,
+                 memory: MappingCache = _REMEMBERED):
+        self._iam = iam
         self.cache = cache
         self.ttl = ttl
+        self.memory = memory
         self.lookups = 0
         self.errors = 0
         self._mappings = {}
         self._keys = {}
+        self._gone = set()
+        self._owners = {}
+
+    @property
+    def iam(self):
+        # Created on the first read: a batch with nothing to look up opens no client.
+        if self._iam is None:
+            self._iam = iam_client()
+        return self._iam
+
+    def remembered(self, user_name: str):
+        """The mapping last read for this user by this warm function (within a day), or None."""
+        entry = self.memory.get(user_name, REMEMBER_SECONDS)
+        return entry[0] if entry is not None else None
+
+    def gone(self, user_name: str) -> bool:
+        """Whether IAM said, in this invocation, that the user does not exist."""
+        return user_name in self._gone
+
+    def _read_once(self, memo: dict, name: str, read, what: str):
+        """``read()`` once per invocation and ``name``; None (logged) when IAM refuses it."""
+        if name in memo:
+            return memo[name]
+        from botocore.exceptions import BotoCoreError, ClientError  # pylint: disable=import-outside-toplevel
+
+        self.lookups += 1
+        value = None
+        try:
+            value = read()
+        except (ClientError, BotoCoreError) as error:
+            LOGGER.warning("cannot read %s %s: %s", what, name, error)
+        memo[name] = value
+        return value
+
+    def owner_of_key(self, key_id: str):
+        """The user name of an access key of this account (``iam:GetAccessKeyLastUsed``), or None:
+        a key deleted since, or of another account (the alert says what the event says)."""
+        return self._read_once(self._owners, key_id, lambda: self.iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or None,
+                               "the owner of access key")
 
     def mapping(self, user_name: str):
         """The user's mapping, or None: not a canary, gone, or unreadable (logged)."""
@@ -271,6 +327,7 @@ class UserDirectory:
             if code == "NoSuchEntity":
                 # Retired (or never ours) between the call and now: alert with what the record says.
                 LOGGER.warning("IAM user %s no longer exists; alerting with the record's facts", user_name)
+                self._gone.add(user_name)
                 self.cache.put(user_name, (None,), self.ttl)
             else:
                 self.errors += 1
@@ -281,6 +338,8 @@ class UserDirectory:
         else:
             mapping = canary_mapping.mapping_from_tags(tags)
             self.cache.put(user_name, (mapping,), self.ttl)
+            if mapping is not None:
+                self.memory.put(user_name, (mapping,), REMEMBER_SECONDS)
         self._mappings[user_name] = mapping
         return mapping
 
@@ -296,20 +355,13 @@ class UserDirectory:
 
     def only_active_key(self, user_name: str):
         """The user's access key id when it has exactly one active key (a canary has one), else None."""
-        if user_name in self._keys:
-            return self._keys[user_name]
-        from botocore.exceptions import BotoCoreError, ClientError  # pylint: disable=import-outside-toplevel
 
-        self.lookups += 1
-        key = None
-        try:
+        def read():
             metadata = self.iam.list_access_keys(UserName=user_name).get("AccessKeyMetadata", [])
             active = [item["AccessKeyId"] for item in metadata if item.get("Status") == "Active"]
-            key = active[0] if len(active) == 1 else None
-        except (ClientError, BotoCoreError) as error:
-            LOGGER.warning("cannot list the access keys of IAM user %s: %s", user_name, error)
-        self._keys[user_name] = key
-        return key
+            return active[0] if len(active) == 1 else None
+
+        return self._read_once(self._keys, user_name, read, "the access keys of IAM user")
 
 
 # ---------------------------------------------------------------- the invocation
@@ -345,22 +397,24 @@ def _max_events(environ) -> int:
 class _UserCalls:
     """The calls of one IAM user in the batch, per access key as the records name it."""
 
-    __slots__ = ("account_id", "by_key", "foreign")
+    __slots__ = ("account_id", "by_key", "foreign", "trusted")
 
     def __init__(self, account_id, foreign):
         self.account_id = account_id
         self.foreign = foreign
+        # A principal of CANARY_TRUSTED_PRINCIPALS: its calls alert only if it turns out to be a canary.
+        self.trusted = False
         self.by_key = {}
 
 
-def collect(items, home_account, max_events: int) -> tuple:
+def collect(items, home_account, max_events: int, trusted: tuple = ()) -> tuple:
     """Sort the records of a batch out: ``(users, session parents, counters)``.
 
     ``users`` maps ``(account id, user name)`` to its ``_UserCalls``; malformed records are logged
     and counted, never raised: one bad record must not cost the alert for the others.
     """
     users, parents = {}, {}
-    counters = {"records": 0, "ignored": 0, "skipped": 0}
+    counters = {"records": 0, "ignored": 0, "skipped": 0, "trusted": 0}
     for position, (raw, fallback_time) in enumerate(items):
         counters["records"] += 1
         record = None
@@ -390,6 +444,7 @@ def collect(items, home_account, max_events: int) -> tuple:
             # A user of another account (an organisation trail, a cross-account call) is not in our
             # IAM: looking its name up here could even find a namesake.
             calls = users[(account, name)] = _UserCalls(account, bool(account and home and account != home))
+            calls.trusted = tamper_detector.is_trusted(tamper_detector.principal(record), trusted)
         group = calls.by_key.get(key_id)
         if group is None:
             group = calls.by_key[key_id] = alert_payload.EventGroup(max_events)
@@ -400,11 +455,16 @@ def collect(items, home_account, max_events: int) -> tuple:
     return users, parents, counters
 
 
-def build_alerts(users: dict, parents: dict, directory: UserDirectory) -> list:
+def build_alerts(users: dict, parents: dict, directory: UserDirectory, counters: dict | None = None) -> list:
     """One alert per key: session credentials count as the user's key when it can be told."""
     alerts = []
     for (_account, name), calls in users.items():
         mapping = None if calls.foreign else directory.mapping(name)
+        if calls.trusted and mapping is None:
+            # The collection's own runs.  A pattern broad enough to cover a canary never hides its use.
+            if counters is not None:
+                counters["trusted"] += sum(group.count for group in calls.by_key.values())
+            continue
         by_parent = {}
         for key_id, group in calls.by_key.items():
             key = key_id
@@ -420,30 +480,67 @@ def build_alerts(users: dict, parents: dict, directory: UserDirectory) -> list:
     return alerts
 
 
+def _tamper(items, directory: UserDirectory, trusted: tuple, counters: dict) -> tuple:
+    """``(tamper alerts, items left for the key-use path)`` of an EventBridge CloudTrail event.
+
+    A change to a canary user makes one tamper alert and nothing else; a change by a trusted
+    principal makes none at all; any other call goes on to the key-use path.
+    """
+    raw, fallback_time = items[0]
+    try:
+        record = parse_record(raw)
+    except MalformedRecord:
+        return [], items
+    if not tamper_detector.is_candidate(record):
+        return [], items
+    alert, reason = tamper_detector.examine(record, directory, trusted, fallback_time)
+    if alert is not None:
+        counters["records"] += 1
+        return [alert], []
+    if reason == "trusted":
+        counters["records"] += 1
+        counters["trusted"] += 1
+        return [], []
+    return [], items
+
+
 def process(event, context=None, environ=None, iam=None, dispatcher=None) -> dict:
     """The whole invocation; ``handler`` with its collaborators open to tests and benchmarks."""
     environ = os.environ if environ is None else environ
     source, items, envelope_account = extract_records(event)
-    if source != "cloudwatch-logs" and source != "eventbridge":
+    if source not in ("cloudwatch-logs", "eventbridge", "health"):
         if source == "unrecognised":
-            LOGGER.warning("not a CloudWatch Logs payload nor an EventBridge CloudTrail event; ignored (keys: %s)",
-                           sorted(event)[:10] if isinstance(event, dict) else type(event).__name__)
-        return {"source": source, "records": 0, "ignored": 0, "skipped": 0, "alerts": 0, "undelivered": 0, "iam_lookups": 0, "sent": []}
+            LOGGER.warning("not a CloudWatch Logs payload, an EventBridge CloudTrail event nor an AWS Health event; "
+                           "ignored (keys: %s)", sorted(event)[:10] if isinstance(event, dict) else type(event).__name__)
+        return {"source": source, "records": 0, "ignored": 0, "skipped": 0, "trusted": 0, "alerts": 0, "undelivered": 0,
+                "iam_lookups": 0, "sent": []}
 
     home_account = _account_of_function(context) or envelope_account
-    users, parents, summary = collect(items, home_account, _max_events(environ))
-    directory = UserDirectory(iam if iam is not None else (iam_client() if users else None), ttl=_cache_seconds(environ))
-    alerts = build_alerts(users, parents, directory)
+    trusted = tamper_detector.trusted_patterns(environ)
+    directory = UserDirectory(iam, ttl=_cache_seconds(environ))
+    counters = {"records": 0, "ignored": 0, "skipped": 0, "trusted": 0}
+    if source == "health":
+        alerts = exposed_key_detector.alerts(items[0][0], directory)
+        counters.update(records=1, ignored=0 if alerts else 1)
+    else:
+        alerts = []
+        if source == "eventbridge":
+            alerts, items = _tamper(items, directory, trusted, counters)
+        users, parents, found = collect(items, home_account, _max_events(environ), trusted)
+        for name, value in found.items():
+            counters[name] += value
+        alerts += build_alerts(users, parents, directory, counters)
 
     if dispatcher is None:
         dispatcher = alert_channels.Dispatcher.from_settings(alert_channels.ChannelSettings.from_environ(environ), _remaining_seconds(context))
     sent = []
     for alert in alerts:
         outcome = dispatcher.deliver(alert)
-        sent.append({"alert": alert["alert"], "iam_user": alert["iam_user"], "access_key_id": alert["access_key_id"],
-                     "count": alert["count"], "delivered": outcome["delivered"], "failed": sorted(outcome["failed"])})
+        sent.append({"detector": alert["detector"], "alert": alert["alert"], "iam_user": alert["iam_user"],
+                     "access_key_id": alert["access_key_id"], "count": alert["count"], "delivered": outcome["delivered"],
+                     "failed": sorted(outcome["failed"])})
     undelivered = sum(1 for item in sent if not item["delivered"])
-    summary.update(source=source, alerts=len(alerts), undelivered=undelivered, iam_lookups=directory.lookups, sent=sent)
+    summary = dict(counters, source=source, alerts=len(alerts), undelivered=undelivered, iam_lookups=directory.lookups, sent=sent)
     LOGGER.info("%s", json.dumps(summary, separators=(",", ":")))
     if undelivered:
         raise AlertDeliveryFailed(f"{undelivered} of {len(alerts)} alert(s) reached no channel; see the log above")

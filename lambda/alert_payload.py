@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The alert payload: the one contract every detector and every channel shares.
 
-Both detectors (``cloudtrail`` in ``alert_handler.py``, and the scheduled ``last-used`` one) build
-their alerts here, and every channel (generic webhook, Slack, Teams, SNS, the log) renders this
+Every detector (``cloudtrail`` in ``alert_handler.py``, ``tamper``, ``exposed`` and the scheduled
+``last-used`` one) builds its alerts here, and every channel (generic webhook, Slack, Teams, SNS, the log) renders this
 dict and nothing else.  docs/alerts.md documents the fields; change them there and here together.
 
 Standard library only.
@@ -18,6 +18,11 @@ KIND_UNKNOWN_USER = "unknown-iam-user"
 # The scheduled detector that reads each key's "last used" data (last_used_detector.py).  Its alerts
 # carry one pseudo-event: the time, service and region of the latest call, nothing else is known.
 DETECTOR_LAST_USED = "last-used"
+# A change made to a canary user by anyone but the collection's runs (tamper_detector.py); the alert
+# adds a ``change`` object: the call, who made it, from where, its request parameters.
+DETECTOR_TAMPER = "tamper"
+# AWS's Health event on a published key (exposed_key_detector.py); the alert adds ``exposure``.
+DETECTOR_EXPOSED = "exposed"
 
 # A batch can hold thousands of calls of one key; the alert keeps the earliest ones and the true count.
 DEFAULT_MAX_EVENTS = 50
@@ -150,8 +155,19 @@ def source_addresses(alert: dict) -> list:
 
 def headline(alert: dict) -> str:
     """One line that says what happened and where: the subject of every rendering."""
+    detector = alert.get("detector")
     if alert.get("alert") == KIND_CANARY:
         where = " ".join(part for part in (alert.get("host"), alert.get("path")) if part) or alert.get("iam_user") or "?"
         profile = f" [{alert['profile']}]" if alert.get("profile") else ""
+        if detector == DETECTOR_TAMPER:
+            if (alert.get("change") or {}).get("by_aws"):
+                return f"AWS quarantined a canary AWS key: {where}{profile}"
+            return f"Canary AWS user tampered with: {where}{profile}"
+        if detector == DETECTOR_EXPOSED:
+            return f"Canary AWS key published, AWS says: {where}{profile}"
         return f"Canary AWS key used: {where}{profile}"
+    if detector == DETECTOR_TAMPER:
+        return f"IAM user deleted in the canary account (mapping unknown): {alert.get('iam_user') or '?'}"
+    if detector == DETECTOR_EXPOSED:
+        return f"AWS found a published key in the canary account: {alert.get('access_key_id') or '?'}"
     return f"Unknown IAM user activity in the canary account: {alert.get('iam_user') or '?'}"

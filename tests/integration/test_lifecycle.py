@@ -292,3 +292,70 @@ def test_reconcile_retire_and_purge(clean_fleet, aws, run_playbook, tmp_path):
     rc, output = run_playbook(RETIRE, smaller, {"purge_missing": True})
     assert rc == 0, output[-3000:]
     assert set(placement_users(iam)) == {key for key in remaining if key[0] != "laptop-bob"}
+
+
+def inventory_variant(fleet, path, change):
+    """A copy of the fleet's inventory, edited by ``change(groups)``."""
+    inventory = yaml.safe_load(fleet.inventory.read_text(encoding="utf-8"))
+    change(inventory["all"]["children"])
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    return path
+
+
+def without_become(groups):
+    """The usual inventory of a real fleet: the admin logs in (ops, passwordless sudo) and asks for no become."""
+    for host in groups["webservers"]["hosts"].values():
+        host.pop("ansible_become", None)
+
+
+def test_a_sudo_login_without_become_seeds_and_retires_by_limit(clean_fleet, aws, run_playbook, tmp_path):
+    fleet = clean_fleet
+    iam = aws.client("iam")
+    plain = inventory_variant(fleet, tmp_path / "plain.yml", without_become)
+
+    # ops reaches deploy's and root's files with sudo; alice and bob (no sudo rights at all) plant their own.
+    rc, output = run_playbook(SEED, plain)
+    assert rc == 0, output[-3000:]
+    seeded = placement_users(iam)
+    assert {(host, path, profile) for host, path, profile in seeded} == {
+        *((web, credentials_path(user), profile) for web in fleet.webservers for user, profile in (("deploy", "prod"), ("root", "backup"))),
+        *((laptop, credentials_path(fleet.host(laptop).login_user), "deploy") for laptop in fleet.laptops)}
+    for host, path, profile in seeded:
+        user = "root" if path.startswith("/root/") else path.split("/")[2]
+        assert f"[{profile}]" in fleet.read_file(host, user), (host, path)
+
+    # A laptop placement of another user needs become, which alice does not have: one line saying what to set.
+    def root_on_alice(groups):
+        groups["laptops"]["hosts"]["laptop-alice"]["seed_placements"] = [
+            {"user": "alice", "profile": "deploy"}, {"user": "root", "profile": "backup"}]
+    rc, output = run_playbook(SEED, inventory_variant(fleet, tmp_path / "alice-root.yml", root_on_alice), extra_args=["--limit", "laptop-alice"])
+    assert rc != 0
+    assert said(output, "The placements of root on laptop-alice need become (sudo to root) as alice, which failed")
+    assert said(output, "set ansible_become_password (or run ansible-playbook with -K)")
+    assert placement_users(iam) == seeded and fleet.read_file("laptop-alice", "root") is None
+
+    # A rotation through the same sudo login: web01's two keys are replaced in deploy's and root's files.
+    rc, output = run_playbook(ROTATE, plain, {"max_age_days": 0}, ["--limit", "web01"])
+    assert rc == 0, output[-3000:]
+    rotated = placement_users(iam)
+    for key, (_, tags, keys) in rotated.items():
+        assert (tags["canarykeys:generation"] == "2") == (key[0] == "web01") and len(keys) == 1, key
+        user = "root" if key[1].startswith("/root/") else key[1].split("/")[2]
+        assert keys[0] in fleet.read_file(key[0], user), key
+    seeded = rotated
+
+    # Neither --limit nor canary_target_hosts: refused in one line, nothing read or retired.
+    marker = len(aws.calls())
+    rc, output = run_playbook(RETIRE, plain)
+    assert rc != 0 and said(output, "Name the hosts whose canaries to retire with --limit")
+    assert not [call for call in aws.calls()[marker:] if call["service"] == "iam"]
+    assert placement_users(iam) == seeded
+
+    # --limit, Ansible's way of naming hosts: web02's canaries go, through sudo, and nothing else.
+    rc, output = run_playbook(RETIRE, plain, extra_args=["--limit", "web02"])
+    assert rc == 0, output[-3000:]
+    assert set(placement_users(iam)) == {key for key in seeded if key[0] != "web02"}
+    for user in ("deploy", "root"):
+        parser = configparser.RawConfigParser()
+        parser.read_string(fleet.read_file("web02", user) or "")
+        assert parser.sections() == [], user

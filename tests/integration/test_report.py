@@ -18,14 +18,8 @@ from __future__ import annotations
 import csv
 import html.parser
 import io
-import pathlib
-import sys
 
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO / ".collections") not in sys.path:
-    sys.path.insert(0, str(REPO / ".collections"))
 
 boto3 = pytest.importorskip("boto3")
 
@@ -101,7 +95,7 @@ def test_report_flags_the_used_key_and_holds_no_secret(aws, estate, run_playbook
     reports = tmp_path / "reports"
 
     before = len(aws.calls())
-    extra_vars = {"report_dir": str(reports), "canary_aws_endpoint_url": aws.endpoint_url}
+    extra_vars = {"report_dir": str(reports), "canary_aws": {"endpoint_url": aws.endpoint_url}}
     rc, output = run_playbook(PLAYBOOK, inventory, extra_vars=extra_vars)
     assert rc == 0, output[-3000:]
     # Only the controller ran: no inventory host appears as a task target.

@@ -175,8 +175,36 @@ def _camel_tree(value):
     return value
 
 
+_MEMBER_RE = re.compile(r"^(?P<name>[^.]+)\.member\.(?P<index>\d+)(?:\.(?P<field>.+))?$")
+# Parameters CloudTrail never writes (IAM's passwords): a record must not hold what AWS's does not.
+_UNLOGGED_PARAMETERS = frozenset(("Password", "NewPassword", "OldPassword"))
+
+
+def _query_parameters(flat: dict) -> dict:
+    """Query-protocol parameters in CloudTrail's shape: ``Tags.member.1.Key`` becomes
+    ``tags: [{"key": ...}]``, ``TagKeys.member.1`` becomes ``tagKeys: [...]``."""
+    params, lists = {}, {}
+    for name, value in flat.items():
+        if name in ("Action", "Version") or name.startswith("X-Amz-") or name in _UNLOGGED_PARAMETERS:
+            continue
+        match = _MEMBER_RE.match(name)
+        if match is None:
+            params[_lower_camel(name)] = value
+            continue
+        items = lists.setdefault(_lower_camel(match["name"]), {})
+        index = int(match["index"])
+        if match["field"]:
+            items.setdefault(index, {})[_lower_camel(match["field"])] = value
+        else:
+            items[index] = value
+    for name, items in lists.items():
+        params[name] = [items[index] for index in sorted(items)]
+    return params
+
+
 def request_parameters(operation: Operation, method: str, target: str, headers, body: bytes):
-    """requestParameters as CloudTrail writes them for flat parameters; None when there are none."""
+    """requestParameters as CloudTrail writes them for flat parameters and member lists; None when
+    there are none."""
     path, _sep, raw_query = target.partition("?")
     query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
     if operation.service == "s3":
@@ -191,9 +219,7 @@ def request_parameters(operation: Operation, method: str, target: str, headers, 
                 params[name] = values[0]
         return params
     if operation.protocol == "query":
-        params = {_lower_camel(name): value for name, value in form_parameters(headers, query, body).items()
-                  if name not in ("Action", "Version") and not name.startswith("X-Amz-")}
-        return params or None
+        return _query_parameters(form_parameters(headers, query, body)) or None
     if operation.protocol == "json" and body:
         try:
             document = json.loads(body)
@@ -215,6 +241,17 @@ def user_identity(owner: dict, access_key_id: str) -> dict:
     }
 
 
+def root_identity(account_id: str, access_key_id: str) -> dict:
+    """The root user's userIdentity (the local AWS's operator acts as the root user)."""
+    return {
+        "type": "Root",
+        "principalId": account_id,
+        "arn": f"arn:aws:iam::{account_id}:root",
+        "accountId": account_id,
+        "accessKeyId": access_key_id,
+    }
+
+
 def new_request_id(service: str) -> str:
     if service == "s3":
         return uuid.uuid4().hex[:16].upper()
@@ -222,15 +259,19 @@ def new_request_id(service: str) -> str:
 
 
 def build_record(operation: Operation, owner: dict, *, method: str, target: str, headers, body: bytes, started: float,
-                 source_ip: str, request_id: str, error: tuple[str, str] | None = None) -> dict:
-    """One CloudTrail record (an ``AwsApiCall``) in the key order AWS writes."""
+                 source_ip: str, request_id: str, error: tuple[str, str] | None = None, identity: dict | None = None) -> dict:
+    """One CloudTrail record (an ``AwsApiCall``) in the key order AWS writes.
+
+    ``owner`` is the IAM user who signed the call; ``identity`` replaces its userIdentity for
+    another principal (the root user), ``owner`` then only giving the ``AccountId``.
+    """
     service, action = operation.service, operation.action
     account_id = owner["AccountId"]
     data_event = is_data_event(service, action)
     region = "us-east-1" if service in GLOBAL_SERVICES else (operation.region or "us-east-1")
     record = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(owner, operation.access_key_id),
+        "userIdentity": identity or user_identity(owner, operation.access_key_id),
         "eventTime": event_time(started),
         "eventSource": event_source(operation.service),
         "eventName": event_name(service, action),

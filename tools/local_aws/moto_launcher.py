@@ -18,6 +18,10 @@ Three changes to moto, about the mechanics of a local AWS, none about what a can
    body, which is what the signature is now checked against.
 3. An inactive access key is refused as AWS refuses it (InvalidClientTokenId; InvalidAccessKeyId for
    S3); moto would authenticate it.
+4. ``sts:GetCallerIdentity`` with an operator key answers what AWS answers the root user
+   (``arn:aws:iam::<account>:root``), moto's ``arn:aws:sts::<account>:user/moto`` otherwise: the
+   recorder logs the operator's calls as the root user's, and a detection stack that trusts "the
+   principal that deployed it" must find the same ARN in both places.
 
 Every other key is authenticated (signature checked against moto's copy of its secret) and
 authorised by moto's IAM policy evaluation; ``sts:GetCallerIdentity`` is always allowed, as on AWS.
@@ -42,6 +46,8 @@ def patch_moto(keys: frozenset) -> None:
     from moto.iam import access_control  # pylint: disable=import-outside-toplevel
     from moto.iam.models import iam_backends  # pylint: disable=import-outside-toplevel
     from moto.s3 import exceptions as s3_exceptions  # pylint: disable=import-outside-toplevel
+    from moto.core.responses import ActionResult  # pylint: disable=import-outside-toplevel
+    from moto.sts.responses import TokenResponse  # pylint: disable=import-outside-toplevel
 
     from tools.local_aws.operations import parse_credential  # pylint: disable=import-outside-toplevel
 
@@ -87,6 +93,17 @@ def patch_moto(keys: frozenset) -> None:
         request.context["timestamp"] = headers["X-Amz-Date"]
         return request
 
+    caller_identity = TokenResponse.get_caller_identity
+
+    def get_caller_identity(self):
+        # moto's own key parsing only knows 20-character key ids: the operator's is read from the scope.
+        credential = parse_credential(self.headers, {})
+        if credential is not None and credential.access_key_id in keys:
+            account = self.current_account
+            return ActionResult({"UserId": account, "Account": account, "Arn": f"arn:{self.partition}:iam::{account}:root"})
+        return caller_identity(self)
+
+    TokenResponse.get_caller_identity = get_caller_identity
     mixin._authenticate_and_authorize_action = authenticate_and_authorize_action  # pylint: disable=protected-access
     request_base._create_aws_request = create_aws_request  # pylint: disable=protected-access
 

@@ -6,10 +6,13 @@
 The proxy hands every request to ``submit``; a thread (and ``flush()``, for tests) turns them into
 CloudTrail records and does what AWS would do next:
 
-1. Only calls signed with a key that belongs to an IAM user are recorded: the owner comes from moto's
+1. Calls signed with a key that belongs to an IAM user are recorded: the owner comes from moto's
    IAM (``GetAccessKeyLastUsed`` + ``GetUser``, asked directly with the operator's key, so the
    lookups are neither counted nor recorded).  Calls that fail authentication (unknown or inactive
-   key, bad signature) are not recorded: AWS has no identity to log them under.
+   key, bad signature) are not recorded: AWS has no identity to log them under.  The operator's
+   own calls are recorded, as the root user's, only when they change a canary user (an IAM write
+   naming a user tagged ``canarykeys:managed = true``, or one the recorder saw tagged so): what a
+   detection stack needs to tell the collection's own changes from tampering.
 2. Each record goes to every logging trail that covers its region (multi-region trails, or trails
    of that region; global services only to trails that include them) and whose event selectors
    select it, into the trail's CloudWatch Logs group, stream ``<account>_CloudTrail_<region>``,
@@ -21,7 +24,12 @@ CloudTrail records and does what AWS would do next:
    environment variables from moto.  Events that clients put into a log group through the proxy
    are delivered the same way, so tests can feed hand-made CloudTrail records.
 
-4. ``fire_schedules()`` does what EventBridge does when a schedule comes due, which moto never does:
+4. Every record also goes to EventBridge as ``AWS API Call via CloudTrail`` when a logging trail
+   covers it (AWS needs one): each rule of the default bus in the record's region whose pattern
+   matches (moto's matcher; read-only calls only for rules in state
+   ``ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS``) runs its Lambda targets, as the schedules
+   below do.  ``put_events()`` puts any other event (an AWS Health event) on the default bus.
+5. ``fire_schedules()`` does what EventBridge does when a schedule comes due, which moto never does:
    every ENABLED rule with a ScheduleExpression runs its Lambda targets once, with EventBridge's
    ``Scheduled Event`` payload, through the same in-process Lambda as the deliveries, provided the
    function's resource-based policy lets ``events.amazonaws.com`` invoke it for that rule.
@@ -71,6 +79,8 @@ DENIED_ERRORS = frozenset(("AccessDenied", "AccessDeniedException", "Unauthorize
 _MAX_BATCH_BYTES = 900 * 1024
 _MAX_BATCH_EVENTS = 10000
 _ENVIRON_LOCK = threading.Lock()
+# canary_mapping.TAG_MANAGED and MANAGED_VALUE: what makes an IAM user a canary.
+CANARY_TAG = ("canarykeys:managed", "true")
 
 
 @dataclass
@@ -215,6 +225,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         self._records = []
         self._deliveries = []
         self._fired = []
+        self._routed = []
+        self._canaries = set()
         self._unmodelled = []
         self._problems = []
 
@@ -254,6 +266,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             self._records.clear()
             self._deliveries.clear()
             self._fired.clear()
+            self._routed.clear()
+            self._canaries.clear()
             self._unmodelled.clear()
             self._problems.clear()
 
@@ -278,6 +292,12 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         """Every scheduled target ``fire_schedules()`` ran or refused: rule, destination, event, result or error."""
         with self._lock:
             return list(self._fired)
+
+    def routed(self) -> list[dict]:
+        """Every event EventBridge delivered to an event-pattern rule's target (CloudTrail records and
+        ``put_events``): rule, destination, event, result or error."""
+        with self._lock:
+            return list(self._routed)
 
     def unmodelled(self) -> list[tuple]:
         """(service, operation) of recorded calls whose fields come from the generic derivation."""
@@ -370,10 +390,46 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         request_id = _request_id(exchange)
         return cloudtrail.error_response(operation, error, request_id)
 
+    def _changed_canary(self, exchange) -> str | None:
+        """The canary user a successful IAM write names, or None."""
+        operation = exchange.operation
+        if (operation.service != "iam" or not operation.action or cloudtrail.is_read_only(operation.action)
+                or exchange.status >= 400):
+            return None
+        params = cloudtrail.request_parameters(operation, exchange.method, exchange.target, exchange.headers, exchange.body) or {}
+        name = params.get("userName")
+        if not isinstance(name, str) or not name:
+            return None
+        if any(isinstance(tag, dict) and (tag.get("key"), tag.get("value")) == CANARY_TAG for tag in params.get("tags") or []):
+            self._canaries.add(name)
+        if name not in self._canaries:
+            import botocore.exceptions  # pylint: disable=import-outside-toplevel
+
+            try:
+                tags = self._client("iam").list_user_tags(UserName=name).get("Tags", [])
+            except botocore.exceptions.ClientError:
+                tags = []  # gone (DeleteUser): a canary only if it was seen as one
+            if any((tag["Key"], tag["Value"]) == CANARY_TAG for tag in tags):
+                self._canaries.add(name)
+        return name if name in self._canaries else None
+
+    def _operator_record(self, exchange) -> dict | None:
+        """The root user's change to a canary user (the operator's other calls are not recorded)."""
+        if self._changed_canary(exchange) is None:
+            return None
+        account = self._aws.account_id
+        return cloudtrail.build_record(exchange.operation, {"AccountId": account}, method=exchange.method, target=exchange.target,
+                                       headers=exchange.headers, body=exchange.body, started=exchange.started,
+                                       source_ip=exchange.client_ip, request_id=_request_id(exchange),
+                                       identity=cloudtrail.root_identity(account, exchange.operation.access_key_id))
+
     def _record(self, exchange, policy_cache: dict) -> dict | None:
         operation = exchange.operation
-        if operation is None or not operation.access_key_id or self._is_operator(operation):
+        if operation is None or not operation.access_key_id:
             return None
+        if self._is_operator(operation):
+            return self._operator_record(exchange)
+        self._changed_canary(exchange)  # an IAM user making a user a canary: remember it too
         error = code = message = None
         if exchange.status >= 400:
             code, message = parse_error(exchange.status, exchange.response_headers, exchange.error_body)
@@ -404,8 +460,6 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         client = self._client("cloudtrail", region)
         trails = []
         for trail in client.describe_trails(includeShadowTrails=True).get("trailList", []):
-            if not trail.get("CloudWatchLogsLogGroupArn"):
-                continue
             # moto answers these for a trail only in its home region.
             home = self._client("cloudtrail", trail.get("HomeRegion") or region)
             if not home.get_trail_status(Name=trail["TrailARN"]).get("IsLogging"):
@@ -416,13 +470,17 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         cache[region] = trails
         return trails
 
+    def _logging_trails(self, record: dict, trail_cache: dict) -> list[dict]:
+        """The logging trails that log this record (with or without a log group)."""
+        global_event = record["eventSource"].split(".", 1)[0] in cloudtrail.GLOBAL_SERVICES
+        return [trail for trail in self._trails(record["awsRegion"], trail_cache)
+                if not (global_event and not trail.get("IncludeGlobalServiceEvents", True))
+                and cloudtrail.trail_logs(record, trail["EventSelectors"], trail["AdvancedEventSelectors"])]
+
     def _destinations(self, record: dict, trail_cache: dict) -> list[dict]:
         destinations = []
-        global_event = record["eventSource"].split(".", 1)[0] in cloudtrail.GLOBAL_SERVICES
-        for trail in self._trails(record["awsRegion"], trail_cache):
-            if global_event and not trail.get("IncludeGlobalServiceEvents", True):
-                continue
-            if not cloudtrail.trail_logs(record, trail["EventSelectors"], trail["AdvancedEventSelectors"]):
+        for trail in self._logging_trails(record, trail_cache):
+            if not trail.get("CloudWatchLogsLogGroupArn"):
                 continue
             # arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*
             parts = trail["CloudWatchLogsLogGroupArn"].split(":")
@@ -457,7 +515,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             exchanges = []
             while self._pending:
                 exchanges.append(self._pending.popleft())
-            policy_cache, trail_cache = {}, {}
+            policy_cache, trail_cache, rule_cache = {}, {}, {}
             # (region, group, stream) -> events: what the recorder writes, and what gets delivered (clients'
             # own PutLogEvents included).
             to_write = collections.defaultdict(list)
@@ -477,6 +535,9 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                     to_write[key].append(event)
                     to_deliver[key].append(event)
                     entry["written"].append(destination)
+                if self._logging_trails(record, trail_cache):
+                    # EventBridge gets CloudTrail's events only from an account with a logging trail.
+                    self._route(eventbridge.cloudtrail_event(record), rule_cache)
             invocations = 0
             for key, events in to_deliver.items():
                 if key in to_write and not self._write(*key, sorted(to_write[key], key=lambda event: event.timestamp)):
@@ -620,9 +681,44 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             self._fired.extend(fired)
             return fired
 
-    def _fire(self, region: str, rule: dict, target: dict) -> dict:
+    def put_events(self, events) -> list[dict]:
+        """Put events (dicts in EventBridge's shape, e.g. ``eventbridge.health_event(...)``) on the
+        default bus of their ``region``: every matching rule runs its Lambda targets now.  Returns one
+        entry per target run or refused (also kept in ``routed()``)."""
+        with self._lock:
+            cache, entries = {}, []
+            for event in [events] if isinstance(events, dict) else events:
+                entries.extend(self._route(event, cache))
+            return entries
+
+    def _rules(self, region: str, cache: dict) -> list[tuple]:
+        """(rule, targets) of the event-pattern rules of the default bus in ``region``."""
+        if region not in cache:
+            events = self._client("events", region)
+            found = []
+            for page in events.get_paginator("list_rules").paginate():
+                for rule in page.get("Rules", []):
+                    if not rule.get("EventPattern"):
+                        continue
+                    params = {"Rule": rule["Name"], "EventBusName": rule.get("EventBusName") or "default"}
+                    targets = [target for targets in events.get_paginator("list_targets_by_rule").paginate(**params)
+                               for target in targets.get("Targets", [])]
+                    found.append((rule, targets))
+            cache[region] = found
+        return cache[region]
+
+    def _route(self, event: dict, cache: dict) -> list[dict]:
+        entries = []
+        region = event.get("region") or "us-east-1"
+        for rule, targets in self._rules(region, cache):
+            if eventbridge.rule_receives(rule, event):
+                entries.extend(self._fire(region, rule, target, event) for target in targets)
+        self._routed.extend(entries)
+        return entries
+
+    def _fire(self, region: str, rule: dict, target: dict, event: dict | None = None) -> dict:
         destination = target.get("Arn", "")
-        event = eventbridge.scheduled_event(self._aws.account_id, region, rule["Arn"])
+        event = event or eventbridge.scheduled_event(self._aws.account_id, region, rule["Arn"])
         entry = {"rule": rule["Name"], "rule_arn": rule["Arn"], "region": region, "target": target.get("Id"),
                  "destination": destination, "event": event, "result": None, "error": None}
         try:

@@ -14,6 +14,7 @@ plant        function  plant(user, host, path, profile, reminder) -> access key 
                        with canary_mapping.mapping_tags, as the seed leaves it
 webhook      function  a real HTTP server on 127.0.0.1 (free port) recording every request; set
                        ``statuses`` to make it fail
+hook         function  ``webhook`` set as the generic channel (CANARY_WEBHOOK_URL)
 sns_inbox    function  an SNS topic with an SQS queue subscribed; ``messages()`` reads what SNS sent
 retry_sleeps function  the backoff delays the dispatcher asked for (the waits themselves are skipped)
 context      function  a Lambda context of function audit-event-forwarder in account 123456789012
@@ -132,6 +133,12 @@ def webhook():
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture
+def hook(monkeypatch, aws, webhook):  # pylint: disable=redefined-outer-name
+    monkeypatch.setenv("CANARY_WEBHOOK_URL", webhook.url)
+    return webhook
 
 
 @pytest.fixture
