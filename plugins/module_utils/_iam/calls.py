@@ -71,15 +71,28 @@ def recent_recorded_key(tags, now=None) -> list:
 
 
 def call(client, operation, message, tolerate=(), **kwargs):
-    """One IAM call with retries; ``None`` for an error code in ``tolerate``, IAMCallError otherwise."""
-    try:
-        return getattr(client, operation)(aws_retry=True, **kwargs)
-    except botocore.exceptions.ClientError as e:
-        if error_code(e) in tolerate:
-            return None
-        raise IAMCallError(message, e) from e
-    except botocore.exceptions.BotoCoreError as e:
-        raise IAMCallError(message, e) from e
+    """One IAM call with retries; ``None`` for an error code in ``tolerate``, IAMCallError otherwise.
+
+    botocore retries a dropped connection a few times, then raises; AWSRetry retries only AWS's error codes.  Every
+    call here but a ``create_*`` may be sent again safely (reads; deletes that tolerate NoSuchEntity; tags and
+    policies that set a value), so those get a few more tries; a create is never repeated here (``mint`` deals
+    with a lost CreateAccessKey).
+    """
+    waits = () if operation.startswith("create_") else CONSISTENCY_WAITS[:3]
+    for wait in waits + (None,):
+        try:
+            return getattr(client, operation)(aws_retry=True, **kwargs)
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) in tolerate:
+                return None
+            raise IAMCallError(message, e) from e
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as e:
+            if wait is None:
+                raise IAMCallError(message, e) from e
+            time.sleep(wait)
+        except botocore.exceptions.BotoCoreError as e:
+            raise IAMCallError(message, e) from e
+    raise AssertionError("unreachable")
 
 
 def get_user(client, user_name):
