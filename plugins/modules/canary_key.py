@@ -224,7 +224,7 @@ access_key_id:
 dead_access_key_id:
   description:
     - With O(state=present), the key O(planted_key_id) named when it was dead (deleted from IAM or inactive) and a key this
-      placement was handed (its C(canarykeys:key-history) tag): a new key was minted (in check mode, would be) to replace it.
+      placement was handed (its C(canarykeys:key-history) tag). A new key was minted (in check mode, would be) to replace it.
     - Null otherwise.
   returned: when O(state=present) and no O(rotation)
   type: str

@@ -216,7 +216,7 @@ canaries:
     dead:
       description:
         - Whether the key the placement was last handed (its C(canarykeys:access-key-id) tag) is gone from IAM or
-          inactive: its profile then holds a key that raises no alert. The next seed re-plants it.
+          inactive. Its profile then holds a key that raises no alert. The next seed re-plants it.
         - V(false) for a user without that tag.
       returned: always
       type: bool
