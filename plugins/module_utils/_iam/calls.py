@@ -250,12 +250,20 @@ def mint(client, user_name, result, record=True, keep=(), tags=None):
     ``keep``: the keys the user may hold besides the new one (the planted key, in a rotation); ``tags``: the user's
     tags (the key history the new id joins).  A CreateAccessKey whose answer was lost made a key nobody received:
     botocore sends the call again, which then succeeds with a second key or, if the user now holds two, meets
-    LimitExceeded.  Either way the key nobody holds is deleted here, within the run, once IAM lists it.
+    LimitExceeded, or fails when every answer was lost.  Each way the key nobody holds is deleted here, within
+    the run, once IAM lists it, and the mint is tried once more where it had not succeeded.
     """
     message = f"Failed to create an access key for IAM user {user_name}"
-    response = call(client, "create_access_key", message, tolerate=("LimitExceeded",), UserName=user_name)
+    at_least = 2  # LimitExceeded: the user holds two keys, one of them nobody's
+    try:
+        response = call(client, "create_access_key", message, tolerate=("LimitExceeded",), UserName=user_name)
+    except IAMCallError as error:
+        if not isinstance(error.exception, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+            raise
+        # Every answer lost (botocore's retries too): IAM may have made a key nobody received.
+        response, at_least = None, len([key_id for key_id in keep if key_id]) + 1
     if response is None:
-        _delete_unheld(client, user_name, list_keys(client, user_name, at_least=2), keep, result)
+        _delete_unheld(client, user_name, list_keys(client, user_name, at_least=at_least), keep, result)
         response = call(client, "create_access_key", message, UserName=user_name)
     key = response["AccessKey"]
     result["access_key_id"] = key["AccessKeyId"]

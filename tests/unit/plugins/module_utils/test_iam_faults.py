@@ -186,6 +186,16 @@ def test_a_lost_create_access_key_answer_in_a_seed_leaves_no_orphan(aws, client,
     assert len(result["deleted_access_key_ids"]) == 1
 
 
+def test_a_create_access_key_whose_every_answer_was_lost_is_cleaned_up_and_minted_again(aws, iam):
+    # botocore's retries off: the one lost answer is the last one, and the call fails.
+    client = calls.iam_client(_Module(aws, max_attempts=1))
+    user, old = seeded(client)
+    faults(aws, consistency_delay=DELAY, lose_responses="CreateAccessKey:1")
+    begun = apply.begin_rotation(client, PLACEMENT, old, max_age_days=0)
+    assert begun["rotation"] == "started" and len(begun["deleted_access_key_ids"]) == 1
+    assert keys_of(iam, user) == {old: "Active", begun["access_key_id"]: "Active"}
+
+
 def test_a_seed_rerun_within_the_consistency_window_finds_the_user_it_created(aws, client, iam):
     faults(aws, consistency_delay=DELAY)
     first = apply.ensure_present(client, PLACEMENT)
