@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   run the main job against the embedded local AWS (no account needed)
 #   make test   run the whole test suite
-# Both set themselves up from a fresh clone: a virtualenv in .venv with requirements.txt, the
+# Both set themselves up from a fresh clone: a virtualenv in .venv with requirements.txt (what the
+# collection needs to run) and requirements-test.txt (tests, local AWS, linters, ansible-builder), the
 # collection link in .collections, and (as root) the Debian packages the SSH test fleet needs.
 
 PYTHON ?= python3
@@ -26,9 +27,9 @@ TIMED := bash tests/tooling/timed.sh
 
 setup: $(VENV)/.installed $(COLLECTION_LINK)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
 	touch $@
 
 $(COLLECTION_LINK):

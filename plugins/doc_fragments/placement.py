@@ -56,6 +56,28 @@ planted_key_id:
 rotated_key_id:
   description: With O(action=finish), the key the profile held before the rotation began. Required then.
   type: str
+user_name_template:
+  description:
+    - This placement's own O(user_name_template), for an estate that names each group its own way (a person's
+      name on laptops, a service name on servers). Unset, the batch's O(user_name_template).
+  type: str
+  version_added: 0.1.0
+inline_policies:
+  description:
+    - The inline policy names of the placement's user as M(canarykeys.aws.canary_key_info) listed them
+      (RV(canarykeys.aws.canary_key_info#module:canaries[].inline_policies)); with them O(deny_all) is settled without an
+      C(iam:ListUserPolicies) call. Unset, the module reads them.
+  type: list
+  elements: str
+  version_added: 0.1.0
+user_name:
+  description:
+    - The placement's existing IAM user as M(canarykeys.aws.canary_key_info) listed it, whatever its name. With
+      O(action=ensure) it is tried first and used only if its C(canarykeys:placement) tag is this placement's, so a user
+      named under an earlier naming keeps its name. Unset, the user is found by its candidate names and by the key the
+      profile holds.
+  type: str
+  version_added: 0.1.0
 """
 
 

@@ -18,6 +18,7 @@ import string
 
 from ansible_collections.canarykeys.aws.plugins.filter.estate import canary_owner, host_canaries, located_canaries
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, outcomes_for_host, placement_of
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import DENY_ALL_POLICY_NAME
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
 
 
@@ -50,10 +51,18 @@ def _desired_reminder(read, host, template):
 
 
 
-def _settled_key(read, canaries_by_placement, host, template):
-    """The canary whose only key is Active and planted in this profile, with the reminder wanted.
+def _guarded(canary):
+    """Whether the canary carries the deny-all, as the bulk read listed its inline policies (None: not listed)."""
+    policies = canary.get("inline_policies")
+    return None if policies is None else DENY_ALL_POLICY_NAME in policies
 
-    Such a placement needs no call at all on a re-run: this is what keeps a re-run to the reads.
+
+def _settled_key(read, canaries_by_placement, host, template, deny_all=False):
+    """The canary whose only key is Active and planted in this profile, with the reminder and the guard wanted.
+
+    Such a placement needs no call at all on a re-run: this is what keeps a re-run to the reads.  A canary
+    that still carries the deny-all of an earlier seed (or lacks the one asked for) is not settled: the
+    batch migrates it, told its policies, so that it needs no extra read for them.
     """
     profile = read.get("seed_placement", {}).get("profile")
     planted = read.get("access_key_id")
@@ -65,6 +74,8 @@ def _settled_key(read, canaries_by_placement, host, template):
         return None
     if canary.get("mapping", {}).get("reminder", "") != sanitize_tag_value(_desired_reminder(read, host, template)):
         return None
+    if _guarded(canary) not in (None, bool(deny_all)):
+        return None
     return canary
 
 
@@ -74,19 +85,19 @@ def _by_placement(canaries):
 
 
 
-def unsettled_placements(read_results, canaries, host, template):
+def unsettled_placements(read_results, canaries, host, template, deny_all=False):
     """Read results whose placement needs canary_key: anything but an intact, planted canary."""
     index = _by_placement(canaries)
-    return [r for r in read_results if _settled_key(r, index, host, template) is None]
+    return [r for r in read_results if _settled_key(r, index, host, template, deny_all) is None]
 
 
 
-def seed_settled_rows(read_results, canaries, host, template):
+def seed_settled_rows(read_results, canaries, host, template, deny_all=False):
     """Reminder rows of the placements that needed nothing."""
     index = _by_placement(canaries)
     rows = []
     for read in read_results:
-        canary = _settled_key(read, index, host, template)
+        canary = _settled_key(read, index, host, template, deny_all)
         if canary is not None:
             rows.append({
                 "host": host,
@@ -100,16 +111,20 @@ def seed_settled_rows(read_results, canaries, host, template):
 
 
 
-def seed_requests(read_results, canaries, host, template, planted_by):
+def seed_requests(read_results, canaries, host, template, planted_by, deny_all=False, user_name_template=""):
     """This host's placements that need canary_key_batch, one request each (no secret: nothing is minted yet).
 
     The module's fields (host, path, profile, planted_key_id, reminder, planted_by) plus what the
-    write needs later (user, region).
+    write needs later (user, region).  ``user_name_template``: this host's naming (its group's), which
+    a placement's own ``user_name_template`` overrides; the batch runs once for every host, so each
+    request carries its own.  ``inline_policies`` travel from the bulk read when it listed the canary.
     """
+    index = _by_placement(canaries)
     requests = []
-    for read in unsettled_placements(read_results, canaries, host, template):
+    for read in unsettled_placements(read_results, canaries, host, template, deny_all):
         placement = read.get("seed_placement", {})
-        requests.append({
+        canary = index.get(placement_id(host, read.get("path") or "", placement.get("profile") or "")) or {}
+        request = {
             "host": host,
             "path": read.get("path"),
             "profile": placement.get("profile"),
@@ -118,14 +133,22 @@ def seed_requests(read_results, canaries, host, template, planted_by):
             "planted_by": planted_by,
             "user": placement.get("user"),
             "region": placement.get("region"),
-        })
+        }
+        if placement.get("user_name_template") or user_name_template:
+            request["user_name_template"] = placement.get("user_name_template") or user_name_template
+        if canary.get("inline_policies") is not None:
+            request["inline_policies"] = canary["inline_policies"]
+        if canary.get("user_name"):
+            request["user_name"] = canary["user_name"]
+        requests.append(request)
     return requests
 
 
 
 # Request field -> canary_key_batch placement option (the module refuses unknown fields).
 _MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
-                  "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id"}
+                  "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id",
+                  "user_name_template": "user_name_template", "inline_policies": "inline_policies", "user_name": "user_name"}
 
 
 
@@ -212,8 +235,9 @@ def rotate_requests(read_results, host):
     """One ``action: begin`` request per profile read on this host (host, path, profile, planted key id).
 
     ``read_results`` are the results of the role's read loop (loop_var ``rotate_canary``, the canary
-    as ``canary_key_info`` listed it). ``user_name`` is not a module field (``batch_placements`` drops
-    it): it names the IAM user in the table when the begin step fails.
+    as ``canary_key_info`` listed it). ``user_name`` names the IAM user in the table when the begin step
+    fails (the begin step itself finds the user by the key the profile holds); ``inline_policies``, when
+    listed, spare the begin step its read of them.
     """
     return [
         {
@@ -222,6 +246,8 @@ def rotate_requests(read_results, host):
             "profile": read.get("rotate_canary", {}).get("profile"),
             "planted_key_id": read.get("access_key_id") or "",
             "user_name": read.get("rotate_canary", {}).get("user_name"),
+            **({"inline_policies": read["rotate_canary"]["inline_policies"]}
+               if read.get("rotate_canary", {}).get("inline_policies") is not None else {}),
         }
         for read in read_results or []
     ]

@@ -191,6 +191,14 @@ user_arn:
   returned: always
   type: str
   sample: arn:aws:iam::123456789012:user/web03-backup
+deny_all:
+  description:
+    - Whether the user carries (or would carry, in check mode) the deny-all inline policy after this call, that is
+      O(deny_all). A change of it alone makes RV(changed) true.
+  returned: when O(state=present), but not with O(rotation=finish)
+  type: bool
+  sample: false
+  version_added: 0.1.0
 user_created:
   description: Whether the user was (or would be) created by this call.
   returned: when O(state=present)
@@ -361,13 +369,14 @@ def main():
             raise PlacementError("rotation works with state=present only")
         client = iam_client(module)
         options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
+        guard = dict(deny_all=params["deny_all"])
         planted_key_id = params["planted_key_id"] or ""
         if params["rotation"] == "begin":
-            result = apply.begin_rotation(client, placement, planted_key_id, params["max_age_days"], **options)
+            result = apply.begin_rotation(client, placement, planted_key_id, params["max_age_days"], **options, **guard)
         elif params["rotation"] == "finish":
             result = apply.finish_rotation(client, placement, planted_key_id, params["rotated_key_id"], **options)
         elif params["state"] == "present":
-            result = apply.ensure_present(client, placement, planted_key_id, **options)
+            result = apply.ensure_present(client, placement, planted_key_id, **options, **guard)
         else:
             result = apply.ensure_absent(client, placement, params["access_key_id"] or "", user_name=params["user_name"] or "", **options)
     except PlacementError as e:

@@ -140,13 +140,12 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import PlacementError
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import NAMING_SPEC, PLACEMENT_SPEC, validate
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import BATCH_PLACEMENT_SPEC, NAMING_SPEC, validate
 
 
 def main():
     argument_spec = dict(
-        placements=dict(type="list", elements="dict", required=True,
-                        options=dict(PLACEMENT_SPEC, rotated_key_id=dict(type="str", no_log=False))),
+        placements=dict(type="list", elements="dict", required=True, options=BATCH_PLACEMENT_SPEC),
         action=dict(type="str", default="ensure", choices=list(ACTIONS)),
         max_age_days=dict(type="int", default=0),
         concurrency=dict(type="int", default=4),
@@ -164,7 +163,7 @@ def main():
     requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
     results = run_many(
         client, requests, action=params["action"], concurrency=params["concurrency"],
-        template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode,
+        template=params["user_name_template"], iam_path=params["iam_path"], deny_all=params["deny_all"], check_mode=module.check_mode,
     )
     for result in results:
         for warning in result.pop("warnings", []):

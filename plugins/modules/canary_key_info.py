@@ -229,6 +229,15 @@ canaries:
       elements: str
       sample: [AKIAI44QH8DHBEXAMPLE, AKIAIOSFODNN7EXAMPLE]
       version_added: 0.1.0
+    inline_policies:
+      description:
+        - The names of the user's inline policies, from the same bulk read. V(default) is the deny-all that
+          M(canarykeys.aws.canary_key) puts with O(canarykeys.aws.canary_key#module:deny_all=true) only.
+      returned: always
+      type: list
+      elements: str
+      sample: []
+      version_added: 0.1.0
     key_source:
       description: Where this canary's keys came from, V(credential_report) or V(list_access_keys).
       returned: always
@@ -321,6 +330,7 @@ placements:
       age_days: 42
       key_count: 1
       dead: false
+      inline_policies: []
       used: true
       last_used_date: "2025-03-02T17:40:00+00:00"
       last_used_service: sts

@@ -18,10 +18,11 @@ description:
   - O(state=present) writes a key into the profile, but refuses to overwrite a profile that holds
     another key unless that key is listed in O(replaceable_key_ids).
   - O(state=absent) removes the profile only when it holds the given key.
-  - Other profiles, comments, blank lines, ordering, spacing around V(=), CRLF line endings and a missing
-    final newline are kept. A new profile is appended after one blank line in the form C(aws configure) writes,
-    so adding and then removing a profile gives back the original file byte for byte. New lines take the
-    line ending most of the file's lines have.
+  - Other profiles, comments, blank lines, ordering, spacing around V(=) and CRLF line endings are kept. A new
+    profile is appended as C(aws configure) writes it (C(key = value), no blank line before it, a final newline),
+    or after one blank line in a file whose sections are separated by blank lines, as people write them; adding
+    and then removing a profile gives back the original file byte for byte (a missing final newline is added, as
+    C(aws configure) does). New lines take the line ending most of the file's lines have.
 author:
   - canarykeys maintainers (@canarykeys)
 options:
@@ -78,10 +79,17 @@ options:
       - With O(state=present), also ensures the profile's section in the AWS config file (O(config_path))
         sets C(region) to this value, in C([default]) for the V(default) profile and C([profile NAME]) otherwise.
         An existing section that holds any other setting is left alone and RV(msg) says so.
-      - With O(state=absent), removes that section when it holds nothing but C(region = REGION), and
-        only when the credentials profile was removed or is not there.
+      - With O(state=absent), removes that section when it holds nothing but C(region = REGION) (and
+        C(output = OUTPUT)), and only when the credentials profile was removed or is not there.
       - Without it the config file is neither read nor written.
     type: str
+  output:
+    description:
+      - The C(output) a new config section gets next to O(region), as C(aws configure) writes both.
+      - V("") writes C(region) only. An existing section keeps its own output.
+    type: str
+    default: json
+    version_added: 0.1.0
   config_path:
     description:
       - The AWS config file used with O(region). Defaults to C(~/.aws/config) in the home directory of O(owner).
@@ -305,8 +313,8 @@ def _plan_credentials(params, path, data):
 
 def _plan_config(params, path, data):
     if params["state"] == "present":
-        return plan_config_present(data, path, params["profile"], params["region"])
-    return plan_config_absent(data, path, params["profile"], params["region"])
+        return plan_config_present(data, path, params["profile"], params["region"], params["output"])
+    return plan_config_absent(data, path, params["profile"], params["region"], params["output"])
 
 
 def _change(module, files, credentials, config):
@@ -360,6 +368,7 @@ def main():
             secret_access_key=dict(type="str", no_log=True),
             replaceable_key_ids=dict(type="list", elements="str", default=[], no_log=False),
             region=dict(type="str"),
+            output=dict(type="str", default="json"),
             config_path=dict(type="str"),
             backup=dict(type="bool", default=False),
         ),

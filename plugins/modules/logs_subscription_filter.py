@@ -70,18 +70,10 @@ options:
       - When left out, the filter keeps whatever it has (AWS defaults to V(false)).
     type: bool
 notes:
-  - Idempotent. In check mode no API call writes anything, and the result and diff say what would change.
   - Moto (the local AWS) stores filter patterns without evaluating JSON patterns, and always reports
     O(distribution=ByLogStream).
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: aws
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - canarykeys.aws.aws_check_diff
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -175,7 +167,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import logs_subscription
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection import logs_subscription
 
 
 @AWSRetry.jittered_backoff()

@@ -7,7 +7,7 @@ fleet          session   web01, web02 (webservers: ops logs in, become root; hom
                          and laptop-alice, laptop-bob (the person logs in), some with credentials
                          files they already had; skips with a one-line reason when not root
 clean_fleet    function  the fleet with every host up and every ~/.aws back as the session began
-local_aws      session   the embedded local AWS (tools/local_aws LocalAWS, or moto alone)
+local_aws      session   the embedded local AWS (tools.local_aws.server.LocalAWS)
 aws_env        function  AWS_* set for this process and its subprocesses; the local AWS as it is
 aws            function  aws_env with the local AWS reset
 run_playbook   function  run(playbook, inventory, extra_vars=None, extra_args=()) -> (rc, output)
@@ -29,20 +29,13 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-# `tools.local_aws` lives at the repo root and `tooling` in tests/; pytest puts neither on the path
-# when this directory has no __init__.py.
-for _path in (REPO, REPO / "tests"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from tooling import fleet as fleet_tool
+from tools.local_aws.server import LocalAWS
 
-from tooling import fleet as fleet_tool  # noqa: E402  pylint: disable=wrong-import-position
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 REGION = "us-east-1"
 VENV_BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else pathlib.Path(sys.executable).parent
@@ -150,64 +143,10 @@ def fleet():
         hosts.down()
 
 
-class MotoServer:
-    """moto's standalone server on a free port: the local AWS until tools/local_aws exists.
-
-    Same interface as LocalAWS, except `calls()`, which needs LocalAWS's counting proxy.
-    """
-
-    def __init__(self, log_path):
-        self.log_path = log_path
-        self.endpoint_url = None
-        self._proc = None
-        # Loopback only: a proxy from the environment must never see these requests.
-        self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def __enter__(self):
-        for _attempt in range(3):
-            port = fleet_tool.free_ports(1)[0]
-            with open(self.log_path, "ab") as log:
-                self._proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            self.endpoint_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while self._proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    self.reset()
-                    return self
-                except (urllib.error.URLError, ConnectionError):
-                    time.sleep(0.1)
-            self.__exit__(None, None, None)
-        raise RuntimeError(f"moto_server did not start; see {self.log_path}")
-
-    def __exit__(self, *exc):
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-
-    def reset(self):
-        request = urllib.request.Request(self.endpoint_url + "/moto-api/reset", data=b"", method="POST")
-        with self._http.open(request, timeout=10) as response:
-            response.read()
-
-    def calls(self):
-        raise NotImplementedError("recorded calls need tools/local_aws/server.py (LocalAWS and its counting proxy)")
-
-
 @pytest.fixture(scope="session")
-def local_aws(tmp_path_factory):
-    if (REPO / "tools" / "local_aws" / "server.py").exists():
-        from tools.local_aws.server import LocalAWS  # pylint: disable=import-outside-toplevel
-
-        server = LocalAWS()
-    else:
-        server = MotoServer(tmp_path_factory.mktemp("local_aws") / "moto.log")
-    with server as running:
-        yield running
+def local_aws():
+    with LocalAWS() as server:
+        yield server
 
 
 class AWSContext:
@@ -242,12 +181,12 @@ class AWSContext:
 def aws_env(local_aws, monkeypatch, tmp_path):
     """The environment of ``aws`` without the reset: for a test that reads state an earlier one made."""
     controller_aws = tmp_path / "controller-aws"
-    # LocalAWS knows its operator's credentials (they differ when it enforces IAM); moto alone takes any.
-    operator = local_aws.operator_env() if hasattr(local_aws, "operator_env") else {}
+    # LocalAWS knows its operator's credentials (they differ when it enforces IAM).
+    operator = local_aws.operator_env()
     env = {
         "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-        "AWS_ACCESS_KEY_ID": operator.get("AWS_ACCESS_KEY_ID", "testing"),
-        "AWS_SECRET_ACCESS_KEY": operator.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        "AWS_ACCESS_KEY_ID": operator["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": operator["AWS_SECRET_ACCESS_KEY"],
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         # Never the developer's own ~/.aws: a test must not read, or seed next to, real credentials.

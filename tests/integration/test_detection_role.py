@@ -36,6 +36,10 @@ ARN = f"arn:aws:%s:{REGION}:{ACCOUNT}:%s"
 TRAIL, LOG_GROUP, BUCKET = "org-audit-trail", "org-audit-trail", f"org-audit-trail-{ACCOUNT}"
 TRAIL_ROLE, FUNCTION, TOPIC = "org-audit-trail-delivery", "audit-event-forwarder", "security-alerts"
 DLQ, ALARM, RULE, FILTER = "audit-event-forwarder-dlq", "audit-event-forwarder-errors", "iam-user-api-calls", "iam-user-activity"
+TAMPER_RULE, EXPOSED_RULE = "iam-user-changes", "aws-credentials-exposed"
+TAMPER_CALLS = ["AttachUserPolicy", "PutUserPolicy", "DeleteUserPolicy", "AddUserToGroup", "PutUserPermissionsBoundary",
+                "DeleteUserPermissionsBoundary", "CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile",
+                "CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey", "DeleteUser", "TagUser", "UntagUser"]
 FUNCTION_ARN = ARN % ("lambda", f"function:{FUNCTION}")
 TOPIC_ARN = ARN % ("sns", TOPIC)
 DLQ_ARN = ARN % ("sqs", DLQ)
@@ -118,7 +122,7 @@ def assert_least_privilege(policy):
         assert all(resource != "*" for resource in as_list(statement["Resource"])), statement
 
 
-def assert_stack(aws, package, fast_path):
+def assert_stack(aws, package, fast_path, routes=True):
     c = aws.client
 
     # -- the bucket: private, encrypted, writable by this trail only, expiring
@@ -209,21 +213,32 @@ def assert_stack(aws, package, fast_path):
     topic_subscriptions = sns.list_subscriptions_by_topic(TopicArn=TOPIC_ARN)["Subscriptions"]
     assert [(s["Protocol"], s["Endpoint"]) for s in topic_subscriptions] == [("email", "security@example.com")]
 
-    # -- the fast path, or its absence
+    # -- the EventBridge routes to the alert Lambda, or their absence
+    assert_route(c, permissions, TAMPER_RULE, "eventbridge-tamper-invoke", routes, state="ENABLED", pattern={
+        "source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": TAMPER_CALLS}})
+    assert_route(c, permissions, EXPOSED_RULE, "eventbridge-exposed-invoke", routes, state="ENABLED", pattern={
+        "source": ["aws.health"], "detail": {"eventTypeCode": ["AWS_RISK_CREDENTIALS_EXPOSED"]}})
+    assert_route(c, permissions, RULE, "eventbridge-invoke", fast_path, state="ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
+                 pattern={"detail-type": ["AWS API Call via CloudTrail"], "detail": {"userIdentity": {"type": ["IAMUser"]}}})
+
+
+def assert_route(c, permissions, rule_name, statement_id, wanted, state, pattern):
+    """One EventBridge rule that sends its events to the alert Lambda, with the permission for that rule only."""
     events = c("events")
     rules = [rule["Name"] for rule in events.list_rules()["Rules"]]
-    if not fast_path:
-        assert RULE not in rules
-        assert "eventbridge-invoke" not in permissions
+    if not wanted:
+        assert rule_name not in rules
+        assert statement_id not in permissions
         return
-    rule = events.describe_rule(Name=RULE)
-    assert rule["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
-    assert json.loads(rule["EventPattern"]) == {"detail-type": ["AWS API Call via CloudTrail"],
-                                                "detail": {"userIdentity": {"type": ["IAMUser"]}}}
-    assert [(t["Id"], t["Arn"]) for t in events.list_targets_by_rule(Rule=RULE)["Targets"]] == [("alert-forwarder", FUNCTION_ARN)]
-    events_permission = permissions["eventbridge-invoke"]
+    rule = events.describe_rule(Name=rule_name)
+    assert rule["State"] == state
+    assert json.loads(rule["EventPattern"]) == pattern
+    assert [(t["Id"], t["Arn"]) for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]] == [("alert-forwarder", FUNCTION_ARN)]
+    events_permission = permissions[statement_id]
     assert events_permission["Principal"] == {"Service": "events.amazonaws.com"}
-    assert events_permission["Condition"]["ArnLike"]["AWS:SourceArn"] == ARN % ("events", f"rule/{RULE}")
+    assert events_permission["Action"] == "lambda:InvokeFunction"
+    assert events_permission["Condition"]["ArnLike"]["AWS:SourceArn"] == ARN % ("events", f"rule/{rule_name}")
 
 
 def test_deploy_rerun_toggle_and_remove(aws, deploy):
@@ -250,8 +265,15 @@ def test_deploy_rerun_toggle_and_remove(aws, deploy):
     # Turning the fast path off removes the rule and its permission, and only those.
     stats, output = deploy(**dict(settings, detection_fast_path=False))
     printed.append(output)
-    assert stats["changed"] == 2, output[-5000:]  # the rule (one looped task) and the permission
+    assert stats["changed"] == 2, output[-5000:]  # the rule and the permission (one looped task each)
     assert_stack(aws, deploy.package, fast_path=False)
+
+    # So does turning off the tamper and exposed-key routes.
+    stats, output = deploy(**dict(settings, detection_fast_path=False, detection_tamper_alerts=False,
+                                  detection_exposed_key_alerts=False))
+    printed.append(output)
+    assert stats["changed"] == 2, output[-5000:]
+    assert_stack(aws, deploy.package, fast_path=False, routes=False)
 
     stats, output = deploy(detection_state="absent")
     printed.append(output)
@@ -317,9 +339,9 @@ def test_an_iam_user_call_reaches_the_alert_topic(aws, deploy, monkeypatch):
             assert fact in text
 
 
-def test_fast_path_needs_us_east_1(aws, deploy):
-    output = deploy(expect_failure=True, canary_aws_region="eu-west-1", detection_fast_path=True)[1]
-    assert "needs the stack in us-east-1" in output
+def test_eventbridge_routes_need_us_east_1(aws, deploy):
+    output = deploy(expect_failure=True, canary_aws={"region": "eu-west-1"})[1]
+    assert "detection_tamper_alerts, detection_exposed_key_alerts needs the stack in us-east-1" in output
     assert account_inventory(aws)["functions"] == []
 
 

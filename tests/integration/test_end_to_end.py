@@ -197,6 +197,8 @@ def assert_cli_saw_a_denied_canary(results, iam_user):
     for result, action in ((buckets, "ListBuckets"), (users, "ListUsers")):
         assert result.returncode != 0, result.stdout
         assert "AccessDenied" in result.stderr and action in result.stderr, result.stderr
+        # As a least-privilege user's key: no policy, so no explicit deny to give the canary away.
+        assert "because no identity-based policy allows" in result.stderr and "explicit deny" not in result.stderr, result.stderr
 
 
 def assert_alert_names(item, host, user, profile, key_id):

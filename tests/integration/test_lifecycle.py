@@ -188,7 +188,8 @@ def test_rotation_replaces_every_key_and_a_rerun_changes_nothing(clean_fleet, aw
     rc, output = run_playbook(ROTATE, fleet.inventory)
     assert rc == 0, output[-3000:]
     assert all(stats["changed"] == 0 for stats in recap(output).values()), recap(output)
-    assert iam_writes_since(aws, marker) == []
+    # No canary is written to: the only IAM writes are the estate lease taken and released (docs/overlap.md).
+    assert [call["action"] for call in iam_writes_since(aws, marker)] == ["CreatePolicy", "DeletePolicy"]
     assert {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()} == files_after
     assert said(output, "Nothing to rotate")
 

@@ -130,6 +130,9 @@ def test_every_placement_holds_its_active_canary_key(seeded):
         path = f"{home_inside(user)}/.aws/credentials"
         iam_user = by_placement[(host, path, profile)]
         assert not re.search(r"canary|honey|decoy|token", iam_user, re.I)
+        # Named after the placement (web servers) or the person (laptops), and no policy at all.
+        assert iam_user == (user if host in fleet.laptops else f"{host.split('.')[0].lower()}-{profile}")
+        assert iam.list_user_policies(UserName=iam_user)["PolicyNames"] == []
         keys = iam.list_access_keys(UserName=iam_user)["AccessKeyMetadata"]
         assert [k["Status"] for k in keys] == ["Active"]
         result = fleet.run_as(host, user, ["python3", "-c", BOTOCORE_READ, profile], env=aws.host_env)
@@ -150,7 +153,10 @@ def test_other_bytes_modes_and_owners(seeded):
             assert after.startswith(before), f"{host} {user} {path}: existing bytes changed"
             added = after[len(before):]
             newline = "\r\n" if "\r\n" in before else "\n"
-            assert added.startswith(newline + "["), repr(added[:40])
+            # After a blank line in a file whose sections are separated so; right after it, as aws configure
+            # appends, in one whose are not (a single section counts as aws configure's).
+            separated = re.search(r"\n[ \t\r]*\n(?:[#;][^\n]*\n)*\[", before)
+            assert added.startswith((newline if separated else "") + "["), repr(added[:40])
             assert all(line.endswith("\r") == (newline == "\r\n") for line in added.split("\n")[:-1])
     for host, user, _profile in placements(fleet):
         aws_dir = fleet.outside_path(host, user, ".aws")
@@ -186,6 +192,27 @@ def test_rerun_changes_nothing_and_writes_nothing_to_iam(seeded, run_playbook):
     assert writes == []
     assert {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()} == files_before
     assert_no_minted_secret_in(first_output + output, fleet, preexisting_secrets(fleet))
+
+
+def test_the_next_run_removes_the_deny_all_of_an_earlier_seed_and_then_calls_nothing_more(seeded, run_playbook):
+    fleet, aws, _output = seeded
+    iam = aws.client("iam")
+    users = sorted(canary_users(iam))
+    deny_all = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
+    for name in users:  # as the seed of an earlier version left them
+        iam.put_user_policy(UserName=name, PolicyName="default", PolicyDocument=deny_all)
+    marker = len(aws.calls())
+    rc, output = run_playbook(PLAYBOOK, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    writes = [c["action"] for c in aws.calls()[marker:] if c["service"] == "iam" and not re.match(r"(Get|List|Generate)", c["action"] or "")]
+    assert sorted(writes) == ["DeleteUserPolicy"] * len(users)
+    assert all(iam.list_user_policies(UserName=name)["PolicyNames"] == [] for name in users)
+    # Migrated: the bulk read says so, and the next run calls IAM for nothing else.
+    marker = len(aws.calls())
+    rc, output = run_playbook(PLAYBOOK, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    actions = {c["action"] for c in aws.calls()[marker:] if c["service"] == "iam"}
+    assert actions <= {"GetAccountAuthorizationDetails", "GenerateCredentialReport", "GetCredentialReport", "ListAccountAliases"}, actions
 
 
 def test_check_mode_mints_nothing(clean_fleet, aws, run_playbook):

@@ -5,9 +5,14 @@
 """A fleet of real SSH hosts on one machine, for the integration tests and the benchmark.
 
 Each host is one ``sshd`` in its own mount namespace, with private directories bind-mounted over
-``/home`` and ``/root`` and its own port on 127.0.0.1.  The OS users are real (the global
-``/etc/passwd``); only their home directories differ from host to host.  A host's state lives in
-``<dir>/<host>/{home,root,etc,run,log}``, so its files can be read from outside without SSH.
+``/home`` and ``/root`` and its own port on 127.0.0.1.  The OS users are real (their uids come from
+the global ``/etc/passwd``, where the fleet adds the ones missing), but each host has its own
+``/etc/passwd`` and ``/etc/shadow`` (bind-mounted copies) in which the fleet's users have the home,
+shell and login the fleet needs: a machine whose own ``deploy`` or ``ops`` has another home, a
+nologin shell or a locked password runs the fleet as well, and its real accounts are never changed.
+A host's state lives in ``<dir>/<host>/{home,root,etc,run,log}``, so its files can be read from
+outside without SSH.  Every host has the fleet's one host key; ``<dir>/keys/known_hosts`` lists it
+for each host's port, and the inventory and ``ssh_argv`` check host keys against that file.
 
 Stdlib only, so the same file runs under the repo's virtualenv (tests) and under the system
 ``/usr/bin/python3`` (CLI on a bare machine).  See docs/testing.md.
@@ -59,7 +64,9 @@ MARKER = ".canarykeys-fleet"
 STATE = "fleet.json"
 # Serialises changes to global state (/etc/passwd, sudoers, /opt) between concurrent test sessions.
 LOCK_FILE = pathlib.Path(tempfile.gettempdir()) / "canarykeys-fleet.lock"
-REQUIRED_TOOLS = ("ssh", "ssh-keygen", "unshare", "nsenter", "runuser", "useradd", "usermod", "sudo", "visudo", "mount", "umount")
+REQUIRED_TOOLS = ("ssh", "ssh-keygen", "unshare", "nsenter", "runuser", "useradd", "sudo", "visudo", "mount", "umount")
+# The login shell every fleet user has inside the hosts, whatever its real one (often nologin).
+FLEET_SHELL = "/bin/bash"
 START_TIMEOUT = 20.0
 BIND_RETRIES = 5
 
@@ -140,7 +147,7 @@ def _run(argv, **kwargs):
 
 
 def _run_retrying(argv, attempts=10):
-    # useradd/usermod fail at once when another process holds the /etc/passwd lock.
+    # useradd fails at once when another process holds the /etc/passwd lock.
     for attempt in range(attempts):
         try:
             return _run(argv)
@@ -151,32 +158,19 @@ def _run_retrying(argv, attempts=10):
     return None
 
 
-def _locked_passwords():
-    locked = set()
-    with open("/etc/shadow", encoding="utf-8") as shadow:
-        for line in shadow:
-            fields = line.split(":")
-            if len(fields) > 1 and fields[1].startswith("!"):
-                locked.add(fields[0])
-    return locked
-
-
 def ensure_accounts(users, admins):
-    """Create the fleet's OS users (global) and let the admins sudo without a password."""
+    """Create the fleet's OS users missing here (global) and let the admins sudo without a password.
+
+    A user that exists already is taken as it is (its uid and group); whatever its home, shell or
+    password, the hosts' own passwd and shadow (``host_user_database``) give it what the fleet needs.
+    """
     with _global_lock():
         for user in users:
             try:
-                entry = pwd.getpwnam(user)
+                pwd.getpwnam(user)
             except KeyError:
-                _run_retrying(["useradd", "--no-create-home", "--home-dir", home_inside(user), "--shell", "/bin/bash",
+                _run_retrying(["useradd", "--no-create-home", "--home-dir", home_inside(user), "--shell", FLEET_SHELL,
                                "--user-group", "--comment", ACCOUNT_COMMENT, user])
-                entry = pwd.getpwnam(user)
-            if entry.pw_dir != home_inside(user):
-                raise FleetError(f"user {user} exists with home {entry.pw_dir}; the fleet needs {home_inside(user)}")
-        # With UsePAM no, sshd refuses a locked account ("!" password) even for key logins; "*" is
-        # "no password" without the lock.
-        for user in sorted(set(users) & _locked_passwords()):
-            _run_retrying(["usermod", "-p", "*", user])
         rules = "".join(f"{admin} ALL=(ALL:ALL) NOPASSWD: ALL\n" for admin in sorted(admins))
         text = "# canarykeys.aws test fleet: the admin login user becomes root without a password (Ansible become).\n" + rules
         if not SUDOERS_DROPIN.exists() or SUDOERS_DROPIN.read_text(encoding="utf-8") != text:
@@ -189,6 +183,30 @@ def ensure_accounts(users, admins):
                 staged.unlink()
                 raise
             staged.rename(SUDOERS_DROPIN)
+
+
+def host_user_database(users, passwd_text):
+    """(passwd, shadow) text of a host: the machine's passwd, with ``users`` as the fleet needs them.
+
+    Each of ``users`` gets its home under /home (/root for root) and a login shell; in the shadow they
+    have no password but are not locked ("*": with UsePAM no, sshd refuses a "!" account even for a key
+    login), and every other account is locked ("!"): no real password hash is ever copied.
+    """
+    users = set(users)
+    today = int(time.time() // 86400)
+    passwd_lines, shadow_lines = [], []
+    for line in passwd_text.splitlines():
+        fields = line.split(":")
+        if len(fields) != 7 or not fields[0] or fields[0].startswith(("+", "-")):
+            continue
+        if fields[0] in users:
+            fields[5], fields[6] = home_inside(fields[0]), FLEET_SHELL
+        passwd_lines.append(":".join(fields))
+        shadow_lines.append(f"{fields[0]}:{'*' if fields[0] in users else '!'}:{today}:0:99999:7:::")
+    missing = users - {line.split(":", 1)[0] for line in passwd_lines}
+    if missing:
+        raise FleetError(f"users {', '.join(sorted(missing))} are not in /etc/passwd (fleet.py accounts makes them)")
+    return "\n".join(passwd_lines) + "\n", "\n".join(shadow_lines) + "\n"
 
 
 def ensure_host_accounts(hosts):
@@ -345,6 +363,8 @@ class Fleet:
         self.owner_pid = owner_pid
         self.key = self.dir / "keys" / "id_ed25519"
         self.host_key = self.dir / "keys" / "ssh_host_ed25519_key"
+        # The fleet's host key at each host's port: what the inventory and ssh_argv check hosts against.
+        self.known_hosts = self.dir / "keys" / "known_hosts"
         self.inventory_path = None
 
     @classmethod
@@ -453,6 +473,13 @@ class Fleet:
             _mkdir(host_dir / sub, mode)
         for user in host.users:
             _mkdir(host_dir / "home" / user, 0o750, user)
+        with open("/etc/passwd", encoding="utf-8") as passwd:
+            passwd_text, shadow_text = host_user_database(host.users, passwd.read())
+        (host_dir / "etc" / "passwd").write_text(passwd_text, encoding="utf-8")
+        os.chmod(host_dir / "etc" / "passwd", 0o644)
+        shadow = host_dir / "etc" / "shadow"
+        shadow.write_text(shadow_text, encoding="utf-8")
+        os.chmod(shadow, 0o600)
         ssh_dir = host_dir / "home" / host.login_user / ".ssh"
         _mkdir(ssh_dir, 0o700, host.login_user)
         self.write_file(host.name, host.login_user, ".ssh/authorized_keys",
@@ -492,10 +519,12 @@ class Fleet:
             (host_dir / "run" / "sshd.pid").unlink()
         (host_dir / "log" / "sshd.log").write_text("", encoding="utf-8")
         # sshd daemonises and writes its pidfile only once it listens: the pidfile is the readiness signal.
-        script = 'mount --bind "$1" /home && mount --bind "$2" /root && exec "$3" -f "$4" -E "$5"'
+        script = ('mount --bind "$1" /home && mount --bind "$2" /root && mount --bind "$3" /etc/passwd'
+                  ' && mount --bind "$4" /etc/shadow && exec "$5" -f "$6" -E "$7"')
         return subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "fleet-host",
-             str(host_dir / "home"), str(host_dir / "root"), SSHD, str(config), str(host_dir / "log" / "sshd.log")],
+             str(host_dir / "home"), str(host_dir / "root"), str(host_dir / "etc" / "passwd"), str(host_dir / "etc" / "shadow"),
+             SSHD, str(config), str(host_dir / "log" / "sshd.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
 
@@ -549,6 +578,21 @@ class Fleet:
             "hosts": [dataclasses.asdict(host) for host in self.hosts.values()],
         }
         (self.dir / STATE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        self._write_known_hosts()
+
+    def _write_known_hosts(self):
+        public = self.host_key.with_suffix(".pub")
+        if not public.exists():
+            return
+        key = " ".join(public.read_text(encoding="utf-8").split()[:2])
+        lines = [f"[127.0.0.1]:{host.port} {key}" for host in self.hosts.values() if host.port]
+        staged = self.known_hosts.with_name(".known_hosts.new")
+        staged.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        staged.replace(self.known_hosts)
+
+    def ssh_options(self):
+        """ssh -o options that check every host's key against the fleet's known_hosts file."""
+        return ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
 
     # -- inventory ----------------------------------------------------------------------------------
 
@@ -563,7 +607,9 @@ class Fleet:
                     "ansible_port": host.port,
                     "ansible_user": host.login_user,
                     "ansible_ssh_private_key_file": str(self.key),
-                    "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                    # Host keys are checked, against the file the fleet wrote (ansible.cfg no longer turns
+                    # checking off for everyone).
+                    "ansible_ssh_common_args": shlex.join(self.ssh_options()),
                     # The host-side modules are stdlib only, and a venv under the real /root is hidden here.
                     "ansible_python_interpreter": HOST_PYTHON,
                 }
@@ -629,8 +675,8 @@ class Fleet:
     def ssh_argv(self, host, user=None):
         """The ssh command line that logs into ``host`` (as its login user by default)."""
         host = self.host(host)
-        return ["ssh", "-i", str(self.key), "-p", str(host.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+        return ["ssh", "-i", str(self.key), "-p", str(host.port), "-o", "BatchMode=yes", *self.ssh_options(),
+                "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
                 f"{user or host.login_user}@127.0.0.1"]
 
 

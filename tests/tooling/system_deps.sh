@@ -8,7 +8,7 @@
 #   openssh-server, openssh-sftp-server  one sshd per fleet host; sftp for Ansible file transfers
 #   openssh-client                       ssh and ssh-keygen (controller key, host key, Ansible's transport)
 #   sudo                                 Ansible become on the webservers
-#   passwd                               useradd/usermod for the fleet's OS users
+#   passwd                               useradd for the fleet's OS users
 #   util-linux, mount                    unshare, nsenter, runuser, mount --bind
 #   python3, python3-venv                the hosts' interpreter (/usr/bin/python3) and the host-tools venv
 #   ca-certificates                      pip's HTTPS to PyPI (host-tools venv, project venv)

@@ -97,10 +97,43 @@ def test_accounts_makes_the_users_of_a_fleet_before_any_is_up():
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "fleet accounts ready: alice, bob, deploy, ops"
+    # Made here or there already, with whatever home and shell: the hosts' own passwd sees to those.
     for user in ("ops", "deploy", "alice", "bob"):
-        entry = pwd.getpwnam(user)
-        assert (entry.pw_dir, entry.pw_gecos) == (f"/home/{user}", fleet_tool.ACCOUNT_COMMENT)
+        pwd.getpwnam(user)
     assert "ops ALL=(ALL:ALL) NOPASSWD: ALL" in fleet_tool.SUDOERS_DROPIN.read_text(encoding="utf-8")
+
+
+def test_host_user_database_gives_fleet_users_a_home_and_a_login_and_copies_no_password():
+    passwd = ("root:x:0:0:root:/root:/bin/bash\n"
+              "deploy:x:998:998:the real app user:/srv/www:/usr/sbin/nologin\n"
+              "ops:x:1001:1001::/home/ops:/bin/sh\n"
+              "postgres:x:120:128::/var/lib/postgresql:/bin/bash\n")
+    users, shadow = fleet_tool.host_user_database(["ops", "deploy"], passwd)
+    assert users.splitlines() == ["root:x:0:0:root:/root:/bin/bash",
+                                  "deploy:x:998:998:the real app user:/home/deploy:/bin/bash",
+                                  "ops:x:1001:1001::/home/ops:/bin/bash",
+                                  "postgres:x:120:128::/var/lib/postgresql:/bin/bash"]
+    assert [line.split(":")[:2] for line in shadow.splitlines()] == [["root", "!"], ["deploy", "*"], ["ops", "*"], ["postgres", "!"]]
+    with pytest.raises(fleet_tool.FleetError, match="alice are not in /etc/passwd"):
+        fleet_tool.host_user_database(["alice"], passwd)
+
+
+def test_inventory_and_ssh_check_host_keys_against_the_fleets_known_hosts(tmp_path):
+    fleet = fleet_tool.Fleet.create(tmp_path / "fleet", webservers=1, laptops=1)
+    (tmp_path / "fleet" / "keys").mkdir(parents=True)
+    fleet.host_key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetHostKey canarykeys-fleet\n")
+    for port, host in enumerate(fleet.hosts.values(), start=40001):
+        host.port = port
+    fleet._write_known_hosts()  # pylint: disable=protected-access
+    assert fleet.known_hosts.read_text().splitlines() == [
+        "[127.0.0.1]:40001 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetHostKey",
+        "[127.0.0.1]:40002 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetHostKey",
+    ]
+    inventory = yaml.safe_load(fleet.write_inventory(tmp_path / "inv.yml").read_text())
+    web = inventory["all"]["children"]["webservers"]["hosts"]["web01"]
+    assert web["ansible_ssh_common_args"] == f"-o UserKnownHostsFile={fleet.known_hosts} -o StrictHostKeyChecking=yes"
+    argv = " ".join(fleet.ssh_argv("web01"))
+    assert "StrictHostKeyChecking=yes" in argv and "StrictHostKeyChecking=no" not in argv and "/dev/null" not in argv
 
 
 @needs_fleet
@@ -217,3 +250,49 @@ def test_up_replaces_a_crashed_run_and_down_leaves_nothing(tmp_path):
         session.kill()
         session.wait()
         fleet_tool.teardown(directory)
+
+
+@pytest.fixture
+def foreign_accounts():
+    """Two accounts as a real server may have them: another home, no login shell, a locked password."""
+    names = [f"ckf{os.getpid() % 100000}{role}" for role in ("a", "l")]
+    for name in names:
+        fleet_tool._run_retrying(["useradd", "--no-create-home", "--home-dir", f"/srv/{name}",  # pylint: disable=protected-access
+                                  "--shell", "/usr/sbin/nologin", "--comment", "somebody else's account", name])
+    before = {name: (pwd.getpwnam(name), _shadow_password(name)) for name in names}
+    try:
+        yield names, before
+    finally:
+        for name in names:
+            fleet_tool._run_retrying(["userdel", name])  # pylint: disable=protected-access
+
+
+def _shadow_password(name):
+    for line in pathlib.Path("/etc/shadow").read_text(encoding="utf-8").splitlines():
+        if line.split(":", 1)[0] == name:
+            return line.split(":")[1]
+    return None
+
+
+@needs_fleet
+def test_users_that_exist_with_other_attributes_serve_the_fleet_and_stay_as_they_were(tmp_path, foreign_accounts):
+    app, login = foreign_accounts[0]
+    hosts = [fleet_tool.Host("web01", "webservers", fleet_tool.ADMIN_USER, [fleet_tool.ADMIN_USER, app], True),
+             fleet_tool.Host("laptop-x", "laptops", login, [login], False)]
+    fleet = fleet_tool.Fleet(tmp_path / "fleet", hosts)
+    try:
+        fleet.up()
+        # The login user logs in with its key although its real shell is nologin and its password locked.
+        result = ssh(fleet, "laptop-x", "id -un; echo $HOME")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [login, f"/home/{login}"]
+        # Inside the host, the app user's home is /home/<user>, where the fleet puts its files.
+        fleet.write_file("web01", app, ".aws/credentials", "[default]\n")
+        seen = fleet.run_as("web01", app, "echo ~; cat ~/.aws/credentials")
+        assert seen.stdout.split("\n")[:2] == [f"/home/{app}", "[default]"], seen.stderr
+        assert ssh(fleet, "web01", f"sudo -n -u {app} sh -c 'cat ~/.aws/credentials'").stdout == "[default]\n"
+    finally:
+        fleet.down()
+    for name, (entry, password) in foreign_accounts[1].items():
+        assert (pwd.getpwnam(name), _shadow_password(name)) == (entry, password)
+        assert not pathlib.Path(entry.pw_dir).exists()

@@ -1,11 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: canarykeys.aws contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Start and stop the embedded local AWS for this Molecule scenario (create.yml / destroy.yml).
+"""Start and stop the embedded local AWS for every Molecule scenario (their create.yml / destroy.yml,
+through extensions/molecule/seed/tasks/local_aws.yml).
 
     python local_aws.py start STATE_FILE    starts tools.local_aws.server on a free port, detached,
-                                            and writes {"pid", "endpoint_url", "log"} to STATE_FILE
-    python local_aws.py stop STATE_FILE     stops the server recorded there (its process group only)
+                                            and writes {"pid", "endpoint_url", "log"} to STATE_FILE;
+                                            a server a killed run left there is stopped first
+    python local_aws.py stop STATE_FILE     stops the server recorded there (its process group only,
+                                            and only while that pid is still a local AWS server)
 
 The server outlives the create playbook, so it runs in its own session; stop signals that session,
 which the server's own shutdown extends to the moto process it started.
@@ -25,6 +28,8 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
 def start(state_file: pathlib.Path) -> dict:
+    # `molecule create` after a run that died before destroy: its server would hold a port forever.
+    stop(state_file)
     state_file.parent.mkdir(parents=True, exist_ok=True)
     log = state_file.with_suffix(".log")
     with open(log, "wb") as stream:
@@ -56,11 +61,20 @@ def stop_pid(pid: int) -> None:
             time.sleep(0.1)
 
 
+def is_local_aws(pid: int) -> bool:
+    try:
+        return b"tools.local_aws.server" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def stop(state_file: pathlib.Path) -> dict:
     if not state_file.exists():
         return {"stopped": False}
     state = json.loads(state_file.read_text(encoding="utf-8"))
-    stop_pid(int(state["pid"]))
+    # After a crash or a reboot the pid may belong to someone else by now: signal only our server.
+    if is_local_aws(int(state["pid"])):
+        stop_pid(int(state["pid"]))
     state_file.unlink()
     return {"stopped": True, "pid": state["pid"]}
 

@@ -13,6 +13,7 @@ from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.errors
 KEY_ID = "aws_access_key_id"
 SECRET = "aws_secret_access_key"
 REGION = "region"
+OUTPUT = "output"
 # Session credentials belong to the key they were derived from; left beside a new key they would
 # make every call with the profile fail, which is not how a working profile looks.
 SESSION_OPTIONS = ("aws_session_token", "aws_security_token")

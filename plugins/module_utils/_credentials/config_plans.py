@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._credentials.aws_settings import (
+    OUTPUT,
     REGION,
     check_profile_name,
     check_token,
@@ -43,18 +44,30 @@ def _config_sections(doc, profile):
     return found
 
 
-def plan_config_present(data, label, profile, region):
-    """Ensure the profile's config section names the region; never alter a section set up by someone else."""
+def _ours(region, output):
+    """The settings of a section this module writes, in the order ``aws configure`` writes them."""
+    return {REGION: region, OUTPUT: output} if output else {REGION: region}
+
+
+def plan_config_present(data, label, profile, region, output=None):
+    """Ensure the profile's config section names the region; never alter a section set up by someone else.
+
+    A new section also gets ``output`` when given, as ``aws configure`` writes both; an existing one is
+    left its own output.
+    """
     check_profile_name(profile)
     check_token(region, "region")
+    if output:
+        check_token(output, "output")
     doc = IniDocument.from_bytes(data, label)
     sections = _config_sections(doc, profile)
     if len(sections) > 1:
         return Plan(doc, msg="%s left alone: several sections define profile %s" % (label, profile), left_alone=True)
     if not sections:
         name = config_section_name(profile)
-        new_lines = appended(doc, ["[%s]" % name, "%s = %s" % (REGION, region)])
-        new_doc = verified(doc, new_lines, doc.settings() + [(name, {REGION: region})])
+        settings = _ours(region, output)
+        new_lines = appended(doc, ["[%s]" % name] + ["%s = %s" % item for item in settings.items()])
+        new_doc = verified(doc, new_lines, doc.settings() + [(name, settings)])
         return Plan(doc, new_doc, msg="[%s] with region %s added to %s" % (name, region, label))
     section = sections[0]
     own = section.values()
@@ -71,7 +84,7 @@ def plan_config_present(data, label, profile, region):
     return Plan(doc, new_doc, msg="region %s set in [%s] in %s" % (region, section.name, label))
 
 
-def plan_config_absent(data, label, profile, region):
+def plan_config_absent(data, label, profile, region, output=None):
     """Remove the profile's config section only when it is exactly what plan_config_present writes."""
     check_profile_name(profile)
     doc = IniDocument.from_bytes(data, label)
@@ -79,8 +92,9 @@ def plan_config_absent(data, label, profile, region):
     if not sections:
         return Plan(doc)
     section = sections[0]
-    if (len(sections) > 1 or section.end - section.header != 2 or section.values() != {REGION: region}
-            or section.options[0].continuations):
+    ours = [_ours(region, output), _ours(region, None)]
+    if (len(sections) > 1 or section.values() not in ours or section.end - section.header != 1 + len(section.values())
+            or any(option.continuations for option in section.options)):
         return Plan(doc, msg="[%s] in %s left alone: it holds more than region %s" % (section.name, label, region),
                     left_alone=True)
     expected = [(name, values) for name, values in doc.settings() if name != section.name]

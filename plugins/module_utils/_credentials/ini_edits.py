@@ -3,8 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Edits of one section of an IniDocument, as new line lists, and their verification.
 
-Appending and removing a section are inverse by design (one blank line goes with the section), so
-adding a profile and removing it again gives back the original bytes. Every edit is re-read as
+A new section looks like the file's others: ``aws configure`` appends sections with no blank line
+between them and ends the file with a newline; a file written by a person usually separates its
+sections with a blank line, and then so does ours.  Appending and removing a section are inverse by
+design (a separating blank line goes with the section only in a file whose other sections are
+separated so), so adding a profile and removing it again gives back the original bytes (but for a
+missing final newline, which ``aws configure`` would have added too).  Every edit is re-read as
 botocore would read it and must change exactly the intended settings, or it is refused.
 """
 
@@ -33,20 +37,44 @@ def _finish(doc, lines):
     return lines
 
 
+def blank_separated(doc, excluding=None):
+    """Whether the file's sections (but ``excluding``) are separated by blank lines, as people write them.
+
+    ``aws configure`` writes none; a file with a single section says nothing, and is taken as its.
+    """
+    return any(section is not excluding and _blank_above(doc, section.header) for section in doc.sections)
+
+
+def _blank_above(doc, header):
+    """Whether a blank line comes before the header, past the comments that head its section."""
+    index = header - 1
+    while index >= 0 and doc.lines[index][0].lstrip()[:1] in ("#", ";"):
+        index -= 1
+    return index >= 0 and index < header and _is_blank(doc.lines[index])
+
+
 def appended(doc, block):
-    """The lines with a new section appended after one blank line, in ``aws configure``'s form."""
+    """The lines with a new section appended in the file's own form (``aws configure``'s for a new file).
+
+    The file then ends with a newline, as after ``aws configure``, whether it did before or not.
+    """
     lines = [list(line) for line in doc.lines]
-    if lines:
+    if lines and not lines[-1][1]:
+        lines[-1][1] = doc.newline
+    if lines and blank_separated(doc):
         lines.append(["", doc.newline])
     lines.extend([text, doc.newline] for text in block)
-    return _finish(doc, lines)
+    return lines
 
 
 def without(doc, section):
-    """The lines without the section (header to last setting) and one blank line beside it,
-    so that appending a section and removing it again gives back the original bytes."""
+    """The lines without the section (header to last setting) and, in a file whose other sections are
+    separated by blank lines, one blank line beside it: appending a section and removing it again
+    gives back the original bytes."""
     start, end = section.header, section.end
-    if start > 0 and _is_blank(doc.lines[start - 1]):
+    if not blank_separated(doc, excluding=section):
+        pass
+    elif start > 0 and _is_blank(doc.lines[start - 1]):
         start -= 1
     elif end < len(doc.lines) and _is_blank(doc.lines[end]):
         end += 1

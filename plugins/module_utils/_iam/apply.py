@@ -27,6 +27,9 @@ from ansible_collections.canarykeys.aws.plugins.module_utils._iam.plans import (
 )
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping
 
+GUARD_PUT = "put"
+GUARD_DELETE = "delete"
+
 
 def _user_result(user_name, user, iam_path) -> dict:
     return {
@@ -36,7 +39,34 @@ def _user_result(user_name, user, iam_path) -> dict:
     }
 
 
-def ensure_present(client, placement: Placement, planted_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False):
+def guard_change(client, user_name, deny_all: bool, policy_names=None):
+    """What the opt-in deny-all guard needs on an existing user: GUARD_PUT, GUARD_DELETE or None.
+
+    By default a canary has no policy at all, so that its denied calls read "because no identity-based
+    policy allows", as any least-privilege user's do; ``deny_all`` puts the collection's inline policy
+    back (docs/threat_model.md has the trade-off).  Users seeded before carry it: it goes on their next
+    seed or rotation.  ``policy_names``: the user's inline policy names when the caller knows them
+    (canary_key_info's bulk read lists them), else one ListUserPolicies read tells.
+    """
+    if policy_names is None:
+        policy_names = calls.inline_policy_names(client, user_name)
+    held = calls.DENY_ALL_POLICY_NAME in policy_names
+    if deny_all and not held:
+        return GUARD_PUT
+    if held and not deny_all:
+        return GUARD_DELETE
+    return None
+
+
+def apply_guard(client, user_name, change):
+    if change == GUARD_PUT:
+        calls.put_deny_all(client, user_name)
+    elif change == GUARD_DELETE:
+        calls.delete_deny_all(client, user_name)
+
+
+def ensure_present(client, placement: Placement, planted_key_id="", template=DEFAULT_TEMPLATE, iam_path="/", check_mode=False,
+                   deny_all=False, policy_names=None, known_user_name=""):
     """Make the placement's user exist with exactly one active key; mint one only when the host holds none of it.
 
     Order matters: every refusal comes before the first write, and the mint is the last write, so a
@@ -51,7 +81,13 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         "which is not this placement's canary key; refusing to mint: choose another profile"
     )
 
-    index, user_name, user = calls.resolve_user(client, candidates, pid)
+    # The user the bulk read listed for this placement, whatever its name: a user named before the
+    # naming changed keeps its name even when its host lost the key that would lead to it.
+    known = calls.get_user(client, known_user_name) if known_user_name else None
+    if calls.is_ours(known, pid):
+        index, user_name, user = 0, known["UserName"], known
+    else:
+        index, user_name, user = calls.resolve_user(client, candidates, pid)
     if user is None and planted_key_id:
         user = calls.key_owner(client, planted_key_id, pid)
         if user is None:
@@ -71,10 +107,12 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
             dead_key_id = planted_key_id
 
     plan = plan_present(placement, user, keys, planted_key_id, utc_now())
+    guard = (GUARD_PUT if deny_all else None) if user is None else guard_change(client, user_name, deny_all, policy_names)
     result = dict(
         _user_result(user_name, user, iam_path),
         placement_id=pid,
-        changed=bool(plan["mint"] or plan["orphans"] or plan["tag_update"]),
+        changed=bool(plan["mint"] or plan["orphans"] or plan["tag_update"] or guard),
+        deny_all=bool(deny_all),
         minted=plan["mint"],
         dead_access_key_id=dead_key_id,
         access_key_id=None if plan["mint"] else planted_key_id,
@@ -90,15 +128,14 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         user_name, user, created = calls.create_user(client, candidates, index, pid, iam_path, plan["tags_after"])
         if not created:
             # Another run created this placement's user between our read and our write: decide again on it.
-            return ensure_present(client, placement, planted_key_id, template, iam_path, check_mode)
+            return ensure_present(client, placement, planted_key_id, template, iam_path, check_mode, deny_all)
         result.update(_user_result(user_name, user, iam_path))
-        calls.put_deny_all(client, user_name)
+        apply_guard(client, user_name, guard)
     else:
         for key_id in plan["orphans"]:
             calls.delete_key(client, user_name, key_id)
-        if plan["mint"]:
-            # Re-put on every mint: a key is never handed out by a user whose deny-all was removed.
-            calls.put_deny_all(client, user_name)
+        # Before the mint: with the guard on, a key is never handed out by a user whose deny-all was removed.
+        apply_guard(client, user_name, guard)
         if plan["tag_update"]:
             calls.tag_user(client, user_name, plan["tag_update"])
     if plan["mint"]:
@@ -188,7 +225,7 @@ def find_user(client, candidates, placement_id: str, key_id=""):
 
 
 def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days=0, template=DEFAULT_TEMPLATE, iam_path="/",
-                   check_mode=False, now=None):
+                   check_mode=False, now=None, deny_all=False, policy_names=None):
     """Mint a second key for the placement's user, keeping the planted one, when the planted key is due.
 
     Never creates a user and never refuses: a placement that does not hold its active key is reported
@@ -219,26 +256,35 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
         mapping=canary_mapping.mapping_from_tags(tags),
     )
     result["deleted_access_key_ids"] = plan["orphans"]
+    # A placement that is not planted is not ours to change (as above); the others migrate here too.
+    guard = None if plan["rotation"] == ROTATION_NOT_PLANTED else guard_change(client, user_name, deny_all, policy_names)
+    result["deny_all"] = bool(deny_all)
     if not plan["mint"]:
-        result.update(changed=bool(plan["orphans"]), access_key_id=planted_key_id if plan["rotation"] == ROTATION_NOT_DUE else None)
+        result.update(changed=bool(plan["orphans"] or guard),
+                      access_key_id=planted_key_id if plan["rotation"] == ROTATION_NOT_DUE else None)
     else:
         result.update(changed=True, minted=True, rotated_key_id=planted_key_id)
     if check_mode:
         return result
     for key_id in plan["orphans"]:
         calls.delete_key(client, user_name, key_id)
+    # Before the mint, as in ensure_present.
+    apply_guard(client, user_name, guard)
     if not plan["mint"]:
         return result
-    # As on every mint: a key is never handed out by a user whose deny-all was removed.
-    calls.put_deny_all(client, user_name)
     # The tags keep naming the planted key until finish_rotation knows which key the host kept.
     calls.mint(client, user_name, result, record=False, keep=(planted_key_id,))
     return result
 
 
 def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key_id="", template=DEFAULT_TEMPLATE, iam_path="/",
-                    check_mode=False):
-    """Keep the key the host holds (``planted_key_id``, as read back after the write) and delete the other one."""
+                    check_mode=False, deny_all=None, policy_names=None):
+    """Keep the key the host holds (``planted_key_id``, as read back after the write) and delete the other one.
+
+    ``deny_all`` and ``policy_names`` are taken so that both steps of a rotation take the same options;
+    the guard was settled by the begin step, before its mint.
+    """
+    del deny_all, policy_names
     iam_path = check_iam_path(iam_path)
     if not rotated_key_id:
         raise PlacementError("rotated_key_id is required to finish a rotation: it is the key the profile held before")

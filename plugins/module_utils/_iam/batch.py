@@ -38,7 +38,7 @@ def parallel_map(function, items, concurrency: int) -> list:
 
 ACTIONS = {
     "ensure": lambda client, placement, request, options: ensure_present(
-        client, placement, request.get("planted_key_id") or "", **options),
+        client, placement, request.get("planted_key_id") or "", known_user_name=request.get("user_name") or "", **options),
     "begin": lambda client, placement, request, options: begin_rotation(
         client, placement, request.get("planted_key_id") or "", request.get("max_age_days") or 0, **options),
     "finish": lambda client, placement, request, options: finish_rotation(
@@ -59,8 +59,11 @@ def run_many(client, requests, action="ensure", concurrency=4, no_credentials_me
         placement = Placement(host=request["host"], path=request["path"], profile=request["profile_name"],
                               reminder=request.get("reminder") or "", planted_by=request.get("planted_by") or "")
         named = {"host": placement.host, "path": placement.path, "profile": placement.profile}
+        # A group's own naming, and the inline policies the bulk read saw, travel with the placement.
+        own = dict(options, template=request.get("user_name_template") or options.get("template"),
+                   policy_names=request.get("inline_policies"))
         try:
-            return dict(named, **ACTIONS[action](client, placement, request, options))
+            return dict(named, **ACTIONS[action](client, placement, request, own))
         except (PlacementError, IAMCallError) as error:
             return dict(named, failed=True, changed=False, minted=False, msg=error_message(error, no_credentials_message))
 

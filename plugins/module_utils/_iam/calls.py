@@ -42,6 +42,7 @@ CONSISTENCY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
 # A key recorded on its user less than this long ago may not be listed yet.
 RECENT = datetime.timedelta(seconds=60)
 
+# The opt-in guard (canary_key's deny_all): its name is how the next run finds and removes it.
 DENY_ALL_POLICY_NAME = "default"
 DENY_ALL_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}'
 
@@ -201,6 +202,25 @@ def put_deny_all(client, user_name):
         PolicyName=DENY_ALL_POLICY_NAME,
         PolicyDocument=DENY_ALL_POLICY,
     )
+
+
+def delete_deny_all(client, user_name):
+    """Remove the inline policy this collection put (by its name); gone already is fine."""
+    call(
+        client,
+        "delete_user_policy",
+        f"Failed to delete the deny-all inline policy of IAM user {user_name}",
+        tolerate=("NoSuchEntity",),
+        UserName=user_name,
+        PolicyName=DENY_ALL_POLICY_NAME,
+    )
+
+
+def inline_policy_names(client, user_name) -> list:
+    # A canary holds at most the one policy this collection puts: one page is all of them.
+    response = call(client, "list_user_policies", f"Failed to list the inline policies of IAM user {user_name}",
+                    tolerate=("NoSuchEntity",), UserName=user_name)
+    return (response or {}).get("PolicyNames", [])
 
 
 def create_user(client, candidates, index, placement_id, iam_path, tags):

@@ -153,6 +153,7 @@ def placement_row(canary: dict, with_last_use: bool) -> dict:
         "age_days": key.get("age_days"),
         "key_count": len(canary["keys"]),
         "dead": canary["dead"],
+        "inline_policies": canary["inline_policies"],
     })
     if with_last_use:
         # A placement is burnt if ANY of its keys was used, not only the newest one.
@@ -249,6 +250,8 @@ def list_estate(client, hosts=None, status=None, iam_path=None, last_used=False,
             "iam_path": user.get("Path", "/"),
             "create_date": iso(utc(user.get("CreateDate"))),
             "mapping": mapping,
+            # The same bulk read holds them: a seed tells which canaries still carry the deny-all at no cost.
+            "inline_policies": sorted(policy["PolicyName"] for policy in user.get("UserPolicyList") or []),
             "key_source": source_of[user["UserName"]],
             "keys": [_key_result(key, index == 0, now, last_used) for index, key in enumerate(keys)],
             "key_history": canary_mapping.handed_key_ids(user.get("Tags", [])),

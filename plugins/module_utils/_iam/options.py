@@ -27,6 +27,17 @@ PLACEMENT_SPEC = dict(
 NAMING_SPEC = dict(
     user_name_template=dict(type="str", default=DEFAULT_TEMPLATE),
     iam_path=dict(type="str", default="/"),
+    deny_all=dict(type="bool", default=False),
+)
+
+# canary_key_batch's placements[] items: one placement, plus what differs per placement in a batch
+# (the key read back, a group's own naming) and what the bulk read already knows (inline_policies).
+BATCH_PLACEMENT_SPEC = dict(
+    PLACEMENT_SPEC,
+    rotated_key_id=dict(type="str", no_log=False),
+    user_name_template=dict(type="str"),
+    inline_policies=dict(type="list", elements="str"),
+    user_name=dict(type="str"),
 )
 
 
@@ -38,7 +49,7 @@ def validate(placements, template, iam_path, max_age_days=None, concurrency=None
     """
     check_iam_path(iam_path)
     for placement in placements:
-        candidate_names(placement["host"], placement["path"], placement["profile_name"], template)
+        candidate_names(placement["host"], placement["path"], placement["profile_name"], placement.get("user_name_template") or template)
     if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENCY:
         raise PlacementError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
     if max_age_days is not None and max_age_days < 0:

@@ -4,8 +4,8 @@
 """Fixtures of the alert Lambda's tests.
 
 The Lambda package is flat (``alert_handler.py`` next to ``canary_mapping.py``), so its modules
-import each other by bare name: ``lambda/`` and ``plugins/module_utils/_lambda_shared/`` go on ``sys.path`` the way
-the zip's root is on Lambda's.
+import each other by bare name: pytest.ini puts ``lambda/`` and ``plugins/module_utils/_lambda_shared/`` on
+the import path the way the zip's root is on Lambda's.
 
 aws          function  moto's AWS in-process (IAM, SNS, SQS), the handler's clients and cache reset,
                        no CANARY_* setting inherited from the environment
@@ -26,17 +26,10 @@ import collections
 import http.server
 import json
 import os
-import pathlib
-import sys
 import threading
 import types
 
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[3]
-for _path in (REPO / "plugins" / "module_utils" / "_lambda_shared", REPO / "lambda"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")

@@ -162,3 +162,46 @@ def test_dead_placements_are_the_hosts_dead_located_canaries_as_seed_placements(
     ]
     assert placement_filters.dead_placements(canaries, "web01", False, "ops")[1]["user"] == "ops"
     assert placement_filters.dead_placements(canaries, "web03") == []
+
+
+def _read_placement(path, profile, key, **placement):
+    return {"path": path, "access_key_id": key, "seed_placement": dict({"user": "deploy", "profile": profile}, **placement)}
+
+
+def _listed_canary(host, path, profile, key, policies):
+    return {"user_name": "web01-prod", "inline_policies": policies, "keys": [{"access_key_id": key, "status": "Active"}],
+            "mapping": {"placement_id": placement_id(host, path, profile), "reminder": "r"}}
+
+
+def test_a_canary_that_still_carries_the_deny_all_is_not_settled_and_its_policies_travel():
+    path, key = "/home/deploy/.aws/credentials", "AKIAEXAMPLE000000001"
+    reads = [_read_placement(path, "prod", key)]
+    migrated = [_listed_canary("web01", path, "prod", key, [])]
+    guarded = [_listed_canary("web01", path, "prod", key, ["default"])]
+    # Migrated: nothing to do, no request, no IAM call.
+    assert placement_filters.seed_requests(reads, migrated, "web01", "r", "play") == []
+    assert len(placement_filters.seed_settled_rows(reads, migrated, "web01", "r")) == 1
+    # Still guarded: a request telling the batch what the bulk read saw.
+    [request] = placement_filters.seed_requests(reads, guarded, "web01", "r", "play")
+    assert request["inline_policies"] == ["default"] and request["planted_key_id"] == key
+    assert placement_filters.batch_placements([request])[0]["inline_policies"] == ["default"]
+    assert placement_filters.seed_settled_rows(reads, guarded, "web01", "r") == []
+    # With the guard asked for, the other way round.
+    assert placement_filters.seed_requests(reads, guarded, "web01", "r", "play", deny_all=True) == []
+    assert len(placement_filters.seed_requests(reads, migrated, "web01", "r", "play", deny_all=True)) == 1
+
+
+def test_each_request_carries_its_naming_the_placement_s_over_the_host_s():
+    reads = [_read_placement("/home/mira/.aws/credentials", "deploy", None),
+             _read_placement("/root/.aws/credentials", "backup", None, user_name_template="{host}-{purpose}")]
+    requests = placement_filters.seed_requests(reads, [], "lap-mira", "r", "play", user_name_template="{user}")
+    assert [r["user_name_template"] for r in requests] == ["{user}", "{host}-{purpose}"]
+    assert [p["user_name_template"] for p in placement_filters.batch_placements(requests)] == ["{user}", "{host}-{purpose}"]
+    assert "user_name_template" not in placement_filters.seed_requests(reads[:1], [], "web01", "r", "play")[0]
+
+
+def test_a_listed_canary_s_user_name_travels_so_that_an_old_name_is_kept():
+    path = "/home/deploy/.aws/credentials"
+    [request] = placement_filters.seed_requests([_read_placement(path, "prod", None)], [_listed_canary("web01", path, "prod", "AKIAX", [])],
+                                                "web01", "r", "play")
+    assert request["user_name"] == "web01-prod" and placement_filters.batch_placements([request])[0]["user_name"] == "web01-prod"

@@ -46,37 +46,77 @@ def assert_valid_user_name(name):
 # ---------------------------------------------------------------- naming
 
 
-def test_default_names_look_like_service_users():
+def test_default_names_follow_the_placement():
     names = naming.candidate_names("web03.example.com", PATH, "prod")
-    purpose = naming.candidate_purpose(cm.placement_id("web03.example.com", PATH, "prod"), 0)
-    assert names[0] == f"web03-{purpose}"
-    assert len(names) == naming.MAX_ATTEMPTS == len(set(names))
-    assert all(name.startswith("web03-") for name in names)
-
-
-def test_the_drawn_purpose_is_deterministic_and_then_walks_the_list():
-    pid = cm.placement_id("web03", PATH, "prod")
-    start = naming.PURPOSES.index(naming.candidate_purpose(pid, 0))
-    assert start == int(pid, 16) % len(naming.PURPOSES)
-    walked = [naming.candidate_purpose(pid, k) for k in range(len(naming.PURPOSES))]
-    assert walked == [naming.PURPOSES[(start + k) % len(naming.PURPOSES)] for k in range(len(naming.PURPOSES))]
-    # After the list: the same order again, numbered.
-    assert naming.candidate_purpose(pid, len(naming.PURPOSES)) == naming.PURPOSES[start] + "2"
-    assert naming.candidate_purpose(pid, 2 * len(naming.PURPOSES) + 1) == naming.PURPOSES[(start + 1) % len(naming.PURPOSES)] + "3"
+    assert names[:3] == ["web03-prod", "web03-prod-deploy", "web03-prod2"]
+    assert len(names) == len(set(names)) == naming.MAX_ATTEMPTS
     assert naming.candidate_names("web03", PATH, "prod") == naming.candidate_names("web03", PATH, "prod")
 
 
-def test_placements_of_one_host_draw_independently():
-    drawn = {naming.candidate_names("web03", f"/home/u{i}/.aws/credentials", "prod")[0] for i in range(40)}
-    # 40 placements over 16 purposes: a draw that ignored the placement would give one name.
-    assert len(drawn) > 8
+def test_one_placement_on_the_hosts_of_a_group_differs_only_by_the_host():
+    for profile, user in (("prod", "deploy"), ("backup", "root"), ("default", "deploy"), ("default", "root")):
+        path = "/root/.aws/credentials" if user == "root" else f"/home/{user}/.aws/credentials"
+        names = [naming.candidate_names(f"web{i:02d}", path, profile) for i in range(1, 9)]
+        for i, candidates in enumerate(names, start=1):
+            assert [name.replace(f"web{i:02d}", "HOST", 1) for name in candidates] == \
+                [name.replace("web01", "HOST", 1) for name in names[0]]
 
 
-def test_purposes_are_plausible_and_valid():
-    assert len(set(naming.PURPOSES)) == len(naming.PURPOSES) >= 12
-    for purpose in naming.PURPOSES:
-        assert naming.sanitize_user_name(purpose) == purpose
-        assert naming.telltale_in(purpose) is None
+@pytest.mark.parametrize(
+    "profile, user, purpose",
+    [("prod", "deploy", "prod"), ("Backup", "root", "backup"), ("default", "deploy", "deploy"), ("default", "root", "ops"),
+     ("canary", "deploy", "deploy"), ("3f9a2b7c1d0e", "root", "ops"), ("", "", "ops"), ("s3 sync", "app", "s3-sync")],
+)
+def test_the_purpose_is_the_profile_else_the_owner(profile, user, purpose):
+    assert naming.placement_purpose(profile, user) == purpose
+
+
+@pytest.mark.parametrize(
+    "path, profile, names",
+    [
+        ("/home/mira/.aws/credentials", "deploy", ["mira", "mira.deploy", "mira2"]),
+        ("/Users/tomas.novak/.aws/credentials", "cli", ["tomas.novak", "tomas.novak.cli", "tomas.novak2"]),
+        ("/home/Mira/.aws/credentials", "dev", ["mira", "mira.dev", "mira2"]),
+    ],
+)
+def test_a_person_template_gives_the_owner_s_name(path, profile, names):
+    assert naming.candidate_names("laptop-7", path, profile, naming.PERSON_TEMPLATE)[:3] == names
+    # Two laptops of one group: the same pattern, the person's name in it.
+    assert naming.candidate_names("lap-x", "/home/ana/.aws/credentials", profile, "{user}-{purpose}")[0] == f"ana-{profile}"
+
+
+@pytest.mark.parametrize("path", ["/root/.aws/credentials", "/srv/x/credentials", "/home/canary/.aws/credentials"])
+def test_a_person_template_on_a_file_no_person_owns_falls_back_to_the_service_name(path):
+    assert naming.candidate_names("lap-mira", path, "deploy", naming.PERSON_TEMPLATE)[0] == "lap-mira-deploy"
+
+
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("6f1c2a9e-3b4d-4c5e-8f90-1a2b3c4d5e6f", r"ip-10-\d{1,3}-\d{1,3}-\d{1,3}"),
+        ("i-0abc1234def567890.ec2.internal", r"ip-10-\d{1,3}-\d{1,3}-\d{1,3}"),
+        ("i-0abc1234", r"ip-10-\d{1,3}-\d{1,3}-\d{1,3}"),
+        ("d41d8cd98f00b204e9800998ecf8427e", r"ip-10-\d{1,3}-\d{1,3}-\d{1,3}"),
+        ("worker-3f9a2b7c1d", r"worker-\d\d"),
+        ("web-5d8f7c9b4-x2x7q", r"web-x2x7q-\d\d"),
+        ("honeypot01", r"pot01-\d\d"),
+    ],
+)
+def test_machine_made_hosts_get_plausible_deterministic_names(host, expected):
+    short = naming.short_host(host)
+    assert re.fullmatch(expected, short), short
+    assert short == naming.short_host(host)
+    assert not naming.machine_made(short) and naming.telltale_in(short) is None
+
+
+def test_distinct_machine_made_hosts_get_distinct_names():
+    hosts = [f"i-0{index:016x}" for index in range(50)]
+    assert len({naming.short_host(host) for host in hosts}) == 50
+
+
+@pytest.mark.parametrize("text", ["web01", "facade", "20240101", "build-2024", "mira.cli", "ip-10-0-1-5"])
+def test_ordinary_names_are_not_machine_made(text):
+    assert not naming.machine_made(text)
 
 
 @pytest.mark.parametrize(
@@ -114,8 +154,9 @@ def test_os_user_from_path(path, user):
 def test_template_variables():
     names = naming.candidate_names("web03.example.com", "/Users/alice/.aws/credentials", "prod", "svc.{user}.{profile}@{host}")
     assert names[0] == "svc.alice.prod@web03"
-    # Without {purpose} a number tells the candidates apart.
+    # Without {purpose} the numbers tell the candidates apart ("-" after a name that ends in a digit).
     assert names[1:3] == ["svc.alice.prod@web03-2", "svc.alice.prod@web03-3"]
+    assert naming.candidate_names("web03", PATH, "prod", "{host}")[:3] == ["web03", "web03-prod", "web03-deploy"]
 
 
 @given(hosts)
@@ -128,17 +169,15 @@ def test_any_host_gives_valid_distinct_names_or_a_clear_error(host):
         assert repr(host) in str(e)
         return
     assert len(names) == len(set(names)) == naming.MAX_ATTEMPTS
-    pid = cm.placement_id(host, PATH, "prod")
-    for attempt, name in enumerate(names):
+    for name in names:
         assert_valid_user_name(name)
-        # The host's own name is the inventory's business (the attacker on it sees it anyway); nothing else adds a tell.
-        if naming.telltale_in(naming.short_host(host)) is None:
-            assert naming.telltale_in(name) is None, name
+        assert naming.telltale_in(name) is None, name
+        assert not naming.machine_made(name), name
         # The purpose survives any truncation: it is what tells a host's placements apart.
-        assert name.endswith("-" + naming.candidate_purpose(pid, attempt)), name
+        assert re.search(r"-prod(-deploy|\d+)?$", name), name
 
 
-@given(dns_hosts, st.text(max_size=80), st.sampled_from(["{host}-{purpose}", "{user}-{host}-{profile}-{purpose}", "{profile}_{host}"]))
+@given(dns_hosts, st.text(max_size=80), st.sampled_from(["{host}-{purpose}", "{user}-{host}-{profile}-{purpose}", "{profile}_{host}", "{user}"]))
 @settings(max_examples=200, deadline=None)
 def test_names_are_deterministic_and_bounded(host, profile, template):
     try:
@@ -149,6 +188,7 @@ def test_names_are_deterministic_and_bounded(host, profile, template):
     assert names == naming.candidate_names(host, "/root/.aws/credentials", profile, template)
     for name in names:
         assert_valid_user_name(name)
+        assert not naming.machine_made(name), name
     assert len(names) == len(set(names))
 
 
@@ -158,8 +198,7 @@ def test_long_hosts_are_cut_before_the_purpose():
     for name in names:
         assert len(name) <= 64
         assert name.startswith("a-very-long-host")
-    pid = cm.placement_id(host, PATH, "prod")
-    assert names[0].endswith("-" + naming.candidate_purpose(pid, 0))
+    assert names[0].endswith("-prod") and names[2].endswith("-prod2")
 
 
 @pytest.mark.parametrize("host", ["日本", "東京.example.com", "", "...", "---", "🙂"])
@@ -167,7 +206,7 @@ def test_host_without_usable_characters_is_refused_by_name(host):
     with pytest.raises(errors.PlacementError, match=re.escape(repr(host))):
         naming.candidate_names(host, PATH, "prod")
     # A template that does not use the host does not need one.
-    assert naming.candidate_names(host, PATH, "prod", "{user}-{purpose}")[0].startswith("deploy-")
+    assert naming.candidate_names(host, PATH, "prod", "{user}-{purpose}")[0] == "deploy-prod"
 
 
 @pytest.mark.parametrize(
@@ -188,7 +227,9 @@ def test_malformed_templates_are_refused(template):
 
 def test_a_template_that_renders_empty_is_refused():
     with pytest.raises(errors.PlacementError, match="empty user name"):
-        naming.candidate_names("web03", "/srv/x/credentials", "prod", "{user}")
+        naming.candidate_names("web03", "/srv/x/credentials", "prod", "-.-")
+    # Only when it must: a person template outside a home is a service name instead.
+    assert naming.candidate_names("web03", "/srv/x/credentials", "prod", "{user}")[0] == "web03-prod"
 
 
 @pytest.mark.parametrize("path", ["/", "/service/", "/ops/batch/", "/a+b=c,d.e@f_g-h/"])

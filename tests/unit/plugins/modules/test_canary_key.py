@@ -117,16 +117,16 @@ def seed(run, **extra):
 # ---------------------------------------------------------------- state=present
 
 
-def test_first_run_creates_user_policy_tags_and_one_active_key(aws, iam, run):
+def test_first_run_creates_user_tags_and_one_active_key_and_no_policy(aws, iam, run):
     mark = len(aws.calls())
     result = seed(run)
     actions = iam_actions(aws, mark)
     # The key is named in the user's tags after the mint, so that canary_key_info can read it in bulk.
-    assert writes(actions) == ["CreateUser", "PutUserPolicy", "CreateAccessKey", "TagUser"]
+    assert writes(actions) == ["CreateUser", "CreateAccessKey", "TagUser"]
 
     name = result["user_name"]
     assert cm.planted_key_from_tags(tags_of(iam, name))[0] == result["access_key_id"]
-    assert re.fullmatch(r"web03-[a-z0-9-]+", name) and naming.telltale_in(name) is None
+    assert name == "web03-prod" and result["deny_all"] is False
     assert result["user_created"] is True and result["generation"] == 1
     assert result["user_arn"] == f"arn:aws:iam::123456789012:user/{name}"
     assert result["placement_id"] == cm.placement_id(HOST, PATH, "prod")
@@ -140,19 +140,54 @@ def test_first_run_creates_user_policy_tags_and_one_active_key(aws, iam, run):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags[cm.TAG_PLANTED_AT])
     assert result["mapping"] == cm.mapping_from_tags(tags)
 
-    assert iam.list_user_policies(UserName=name)["PolicyNames"] == [calls.DENY_ALL_POLICY_NAME]
-    document = iam.get_user_policy(UserName=name, PolicyName=calls.DENY_ALL_POLICY_NAME)["PolicyDocument"]
-    assert (json.loads(document) if isinstance(document, str) else document) == DENY_ALL
+    # No permissions and nothing an error message would reveal: no policy, no group, no boundary.
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == []
     assert iam.list_attached_user_policies(UserName=name)["AttachedPolicies"] == []
     assert iam.list_groups_for_user(UserName=name)["Groups"] == []
+    assert "PermissionsBoundary" not in iam.get_user(UserName=name)["User"]
     assert iam.get_user(UserName=name)["User"]["Path"] == "/"
 
 
-def test_rerun_with_the_planted_key_costs_two_reads_and_no_write(aws, iam, run):
+def test_deny_all_is_an_opt_in_and_either_setting_migrates_the_user(aws, iam, run):
+    first = seed(run, deny_all=True)
+    name = first["user_name"]
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == [calls.DENY_ALL_POLICY_NAME]
+    document = iam.get_user_policy(UserName=name, PolicyName=calls.DENY_ALL_POLICY_NAME)["PolicyDocument"]
+    assert (json.loads(document) if isinstance(document, str) else document) == DENY_ALL
+    planted = dict(PLACEMENT, planted_key_id=first["access_key_id"])
+
+    # An estate seeded with the guard loses it on its next run without it; check mode says so and writes nothing.
+    mark = len(aws.calls())
+    assert run(check_mode=True, **planted)[0]["changed"] is True
+    assert writes(iam_actions(aws, mark)) == []
+    mark = len(aws.calls())
+    result = run(**planted)[0]
+    assert result["changed"] is True and result["minted"] is False and result["access_key_id"] == first["access_key_id"]
+    assert writes(iam_actions(aws, mark)) == ["DeleteUserPolicy"]
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == []
+    # Migrated: the next run writes nothing.
+    mark = len(aws.calls())
+    assert run(**planted)[0]["changed"] is False
+    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys", "ListUserPolicies"]
+    # The caller that knows the policies (canary_key_batch from canary_key_info's bulk read) spares the read.
+    # An inline policy someone else put is not ours to remove.
+    iam.put_user_policy(UserName=name, PolicyName="extra", PolicyDocument=json.dumps(DENY_ALL))
+    assert run(**planted)[0]["changed"] is False
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == ["extra"]
+    iam.delete_user_policy(UserName=name, PolicyName="extra")
+    # And the guard comes back when asked for.
+    mark = len(aws.calls())
+    assert run(deny_all=True, **planted)[0]["changed"] is True
+    assert writes(iam_actions(aws, mark)) == ["PutUserPolicy"]
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == [calls.DENY_ALL_POLICY_NAME]
+
+
+def test_rerun_with_the_planted_key_costs_three_reads_and_no_write(aws, iam, run):
     first = seed(run)
     mark = len(aws.calls())
     result, printed = run(**dict(PLACEMENT, reminder="web tier, ask ops", planted_by="test play", planted_key_id=first["access_key_id"]))
-    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys"]
+    # The third read tells whether the user still carries a deny-all (canary_key_batch is told instead).
+    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys", "ListUserPolicies"]
     assert result["changed"] is False and result["minted"] is False
     assert "secret_access_key" not in result and first["secret_access_key"] not in printed
     assert (result["access_key_id"], result["user_name"], result["generation"]) == (first["access_key_id"], first["user_name"], 1)
@@ -256,14 +291,15 @@ def test_a_real_user_with_the_drawn_name_is_left_alone(aws, iam, run):
     mark = len(aws.calls())
     again = run(**dict(PLACEMENT, planted_key_id=result["access_key_id"]))[0]
     assert again["changed"] is False and again["user_name"] == names[1]
-    assert iam_actions(aws, mark) == ["GetUser", "GetUser", "ListAccessKeys"]
+    assert iam_actions(aws, mark) == ["GetUser", "GetUser", "ListAccessKeys", "ListUserPolicies"]
 
 
 def test_two_placements_wanting_the_same_name_get_two_users(aws, iam, run):
     first = seed(run, user_name_template="{host}")
     second = seed(run, user_name_template="{host}", path="/root/.aws/credentials", profile_name="backup")
-    assert (first["user_name"], second["user_name"]) == ("web03", "web03-2")
-    assert tags_of(iam, "web03-2")[cm.TAG_PATH] == "/root/.aws/credentials"
+    # The next candidate of a name without the purpose is the name with it.
+    assert (first["user_name"], second["user_name"]) == ("web03", "web03-backup")
+    assert tags_of(iam, "web03-backup")[cm.TAG_PATH] == "/root/.aws/credentials"
     for result, path, profile in ((first, PATH, "prod"), (second, "/root/.aws/credentials", "backup")):
         again = run(host=HOST, path=path, profile_name=profile, user_name_template="{host}", planted_key_id=result["access_key_id"])[0]
         assert again["changed"] is False and again["user_name"] == result["user_name"]
@@ -277,7 +313,7 @@ def test_a_user_found_by_its_key_when_an_earlier_name_came_free(aws, iam, run):
     mark = len(aws.calls())
     result = run(**dict(PLACEMENT, planted_key_id=first["access_key_id"]))[0]
     assert result["changed"] is False and result["user_name"] == names[1]
-    assert iam_actions(aws, mark) == ["GetUser", "GetAccessKeyLastUsed", "GetUser", "ListAccessKeys"]
+    assert iam_actions(aws, mark) == ["GetUser", "GetAccessKeyLastUsed", "GetUser", "ListAccessKeys", "ListUserPolicies"]
 
 
 @pytest.mark.parametrize(
@@ -384,7 +420,7 @@ def test_every_iam_call_is_retried_when_throttled(aws, iam, run, monkeypatch):
     monkeypatch.setattr(AnsibleAWSModule, "client", client)
     names = naming.candidate_names(HOST, PATH, "prod")
     iam.create_user(UserName=names[0])
-    first = seed(run)
+    first = seed(run, deny_all=True)
     iam.create_access_key(UserName=first["user_name"])
     result = run(state="absent", **PLACEMENT)[0]
     assert result["user_deleted"] is True and canary_users(iam).keys() == {names[0]}
@@ -439,7 +475,7 @@ def test_the_cli_prints_the_secret_only_as_the_return_value(aws, iam, cli):
     again, output = cli(dict(PLACEMENT, reminder="web tier", planted_key_id=first["access_key_id"]), "-vvv")
     assert again["changed"] is False and "secret_access_key" not in again
     assert secret not in output
-    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys"]
+    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys", "ListUserPolicies"]
 
     checked, output = cli(dict(PLACEMENT), "--check")
     assert checked["minted"] is True and "secret_access_key" not in checked and secret not in output
@@ -459,7 +495,7 @@ def test_the_controller_policy_is_valid_and_allows_every_call_the_module_makes(a
     mark = len(aws.calls())
     names = naming.candidate_names(HOST, PATH, "prod")
     iam.create_user(UserName=names[0])
-    first = seed(run)
+    first = seed(run, deny_all=True)
     iam.delete_user(UserName=names[0])
     iam.create_access_key(UserName=first["user_name"])
     run(**dict(PLACEMENT, reminder="changed", planted_key_id=first["access_key_id"]))
@@ -467,5 +503,5 @@ def test_the_controller_policy_is_valid_and_allows_every_call_the_module_makes(a
     run(state="absent", **PLACEMENT)
     called = {"iam:" + action for action in iam_actions(aws, mark)}
     assert called >= {"iam:CreateUser", "iam:PutUserPolicy", "iam:CreateAccessKey", "iam:TagUser", "iam:DeleteAccessKey",
-                      "iam:DeleteUser", "iam:GetAccessKeyLastUsed"}
+                      "iam:DeleteUser", "iam:GetAccessKeyLastUsed", "iam:ListUserPolicies", "iam:DeleteUserPolicy"}
     assert called <= allowed, called - allowed

@@ -23,6 +23,7 @@ pytest.importorskip("moto")
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key, canary_key_batch  # noqa: E402
 # The local AWS and a clean AWS environment exactly as canary_key's own tests have them.
@@ -67,7 +68,7 @@ def test_one_run_ensures_every_placement_and_hands_each_secret_out_once(aws, run
     assert all(o["minted"] and o["changed"] and not o.get("failed") for o in outcomes)
     assert result["changed"] is True and result["summary"] == {"placements": 4, "changed": 4, "minted": 4, "failed": 0}
     # Per placement, exactly what canary_key writes for one.
-    assert iam_writes(aws, mark) == {"CreateUser": 4, "PutUserPolicy": 4, "CreateAccessKey": 4, "TagUser": 4}
+    assert iam_writes(aws, mark) == {"CreateUser": 4, "CreateAccessKey": 4, "TagUser": 4}
     for outcome in outcomes:
         assert printed.count(outcome["secret_access_key"]) == 1
         keys = iam.list_access_keys(UserName=outcome["user_name"])["AccessKeyMetadata"]
@@ -153,3 +154,44 @@ def test_same_decisions_as_canary_key_one_by_one(aws, run):
     [outcome] = batch["outcomes"]
     assert {k: v for k, v in outcome.items() if k not in ("host", "path", "profile")} == {
         k: v for k, v in one.items() if k not in ("invocation",)}
+
+
+def test_each_placement_may_name_its_user_its_own_way(aws, run):
+    placements = [dict(PLACEMENTS[0]), dict(PLACEMENTS[3], user_name_template="{user}")]
+    outcomes = run(placements=placements)[0]["outcomes"]
+    assert [o["user_name"] for o in outcomes] == ["web01-prod", "alice"]
+    refused = run(placements=[dict(PLACEMENTS[1], user_name_template="{host}-canary")])[0]
+    assert refused["failed"] is True and "contains 'canary'" in refused["msg"]
+
+
+def test_the_inline_policies_the_bulk_read_saw_spare_the_read(aws, run):
+    iam = aws.client("iam", direct=True)
+    seeded = run(placements=PLACEMENTS[:2], deny_all=True)[0]["outcomes"]
+    assert all(iam.list_user_policies(UserName=o["user_name"])["PolicyNames"] == ["default"] for o in seeded)
+    # canary_key_info lists them from its bulk read (GetAccountAuthorizationDetails' UserPolicyList).
+    listed = estate.list_estate(iam, key_source=estate.LIST_ACCESS_KEYS)["canaries"]
+    assert {c["user_name"]: c["inline_policies"] for c in listed} == {o["user_name"]: ["default"] for o in seeded}
+    held = [dict(p, planted_key_id=o["access_key_id"], inline_policies=["default"]) for p, o in zip(PLACEMENTS, seeded)]
+    mark = len(aws.calls())
+    result = run(placements=held)[0]
+    assert result["summary"]["changed"] == 2 and result["summary"]["minted"] == 0
+    actions = collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam")
+    assert actions == {"GetUser": 2, "ListAccessKeys": 2, "DeleteUserPolicy": 2}
+    assert all(iam.list_user_policies(UserName=o["user_name"])["PolicyNames"] == [] for o in seeded)
+    # Migrated: told so, a re-run calls nothing it did not call before.
+    mark = len(aws.calls())
+    assert run(placements=[dict(p, inline_policies=[]) for p in held])[0]["changed"] is False
+    assert collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam") == {"GetUser": 2, "ListAccessKeys": 2}
+
+
+def test_a_user_named_under_an_earlier_naming_keeps_its_name_when_its_host_lost_the_key(aws, run):
+    iam = aws.client("iam", direct=True)
+    placement = PLACEMENTS[0]
+    tags = cm.mapping_tags(placement["host"], placement["path"], placement["profile_name"], "", "", "", 1)
+    iam.create_user(UserName="web01-terraform", Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    [outcome] = run(placements=[dict(placement, user_name="web01-terraform")])[0]["outcomes"]
+    assert outcome["minted"] and outcome["user_name"] == "web01-terraform" and outcome["user_created"] is False
+    assert "web01-prod" not in {u["UserName"] for u in iam.list_users()["Users"]}
+    # A listed name that is not this placement's is not taken: the placement's own names are.
+    [other] = run(placements=[dict(PLACEMENTS[2], user_name="web01-terraform")])[0]["outcomes"]
+    assert other["user_name"] == "web02-prod"

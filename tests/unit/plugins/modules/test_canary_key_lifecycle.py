@@ -33,7 +33,7 @@ def test_a_rotation_mints_a_second_key_and_finishing_it_deletes_the_old_one(aws,
     started, printed = begin(run, old)
     assert (started["changed"], started["minted"], started["rotation"], started["rotated_key_id"]) == (True, True, "started", old)
     assert printed.count(started["secret_access_key"]) == 1
-    assert writes(iam_actions(aws, mark)) == ["PutUserPolicy", "CreateAccessKey"]
+    assert writes(iam_actions(aws, mark)) == ["CreateAccessKey"]
     new = started["access_key_id"]
     # Both keys work until the host holds the new one; the record still describes the old one.
     assert keys_of(iam, first["user_name"]) == {old: "Active", new: "Active"}
@@ -69,7 +69,7 @@ def test_a_host_that_did_not_take_the_new_key_keeps_the_old_one_and_the_record(a
     assert tags_of(iam, first["user_name"]) == tags_before
 
 
-def test_a_key_younger_than_max_age_is_not_due_and_costs_two_reads(aws, iam, run):
+def test_a_key_younger_than_max_age_is_not_due_and_costs_three_reads(aws, iam, run):
     first = seed(run)
     mark = len(aws.calls())
     result, printed = begin(run, first["access_key_id"], max_age_days=1)
@@ -77,7 +77,8 @@ def test_a_key_younger_than_max_age_is_not_due_and_costs_two_reads(aws, iam, run
     assert result["access_key_id"] == first["access_key_id"] and result["rotated_key_id"] is None
     assert 0 <= result["key_age_days"] < 0.1
     assert "secret_access_key" not in printed
-    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys"]
+    # The third tells whether the user still carries a deny-all (canary_key_batch is told by the bulk read instead).
+    assert iam_actions(aws, mark) == ["GetUser", "ListAccessKeys", "ListUserPolicies"]
 
 
 def test_a_rotation_that_died_after_its_write_is_cleaned_up_by_the_next_run(aws, iam, run):
@@ -100,7 +101,7 @@ def test_a_placement_not_holding_its_key_is_left_to_the_seed(aws, iam, run):
         assert (result["changed"], result["minted"], result["rotation"]) == (False, False, "not_planted")
     iam.update_access_key(UserName=first["user_name"], AccessKeyId=first["access_key_id"], Status="Inactive")
     assert begin(run, first["access_key_id"])[0]["rotation"] == "not_planted"
-    assert writes(iam_actions(aws, mark)) == ["CreateUser", "PutUserPolicy", "CreateAccessKey", "TagUser"]  # the seed's, nothing more
+    assert writes(iam_actions(aws, mark)) == ["CreateUser", "CreateAccessKey", "TagUser"]  # the seed's, nothing more
     assert keys_of(iam, first["user_name"]) == {first["access_key_id"]: "Inactive"}
 
 
@@ -155,3 +156,13 @@ def test_absent_by_user_name_refuses_a_user_that_is_not_a_canary(aws, iam, run):
     assert result["failed"] is True and "not a canary user" in result["msg"]
     assert writes(iam_actions(aws, mark)) == []
     assert keys_of(iam, "alice") == {key: "Active"}
+
+
+def test_a_rotation_begin_migrates_a_guarded_user_before_its_mint(aws, iam, run):
+    first = seed(run, deny_all=True)
+    assert iam.list_user_policies(UserName=first["user_name"])["PolicyNames"] == ["default"]
+    mark = len(aws.calls())
+    started = begin(run, first["access_key_id"])[0]
+    assert started["minted"] is True and started["deny_all"] is False
+    assert writes(iam_actions(aws, mark)) == ["DeleteUserPolicy", "CreateAccessKey"]
+    assert iam.list_user_policies(UserName=first["user_name"])["PolicyNames"] == []

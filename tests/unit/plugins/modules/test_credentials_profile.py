@@ -105,7 +105,8 @@ def test_plant_rerun_rotate_query_and_retire_restore_the_file(run, tmp_path):
 
     planted = run(_present(path))
     assert planted["changed"] and planted["access_key_id"] is None and planted["planted_access_key_id"] == KEY
-    assert path.read_bytes() == (FOREIGN + "\r\n\r\n[prod]\r\naws_access_key_id = %s\r\naws_secret_access_key = %s"
+    # A final newline, as `aws configure` leaves one; the blank line as the file separates its sections.
+    assert path.read_bytes() == (FOREIGN + "\r\n\r\n[prod]\r\naws_access_key_id = %s\r\naws_secret_access_key = %s\r\n"
                                  % (KEY, SECRET)).encode()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     read = raw_config_parse(str(path))
@@ -128,7 +129,7 @@ def test_plant_rerun_rotate_query_and_retire_restore_the_file(run, tmp_path):
 
     retired = run({"owner": _me(), "path": str(path), "profile": "prod", "access_key_id": NEXT_KEY, "state": "absent"})
     assert retired["changed"] and retired["access_key_id"] == NEXT_KEY and retired["planted_access_key_id"] is None
-    assert path.read_bytes() == FOREIGN.encode()
+    assert path.read_bytes() == (FOREIGN + "\r\n").encode()
 
 
 def test_query_of_a_missing_file_is_not_an_error(run, tmp_path):
@@ -209,8 +210,8 @@ def test_check_mode_writes_nothing_and_the_diff_masks_every_secret(run, tmp_path
     credentials_diff, config_diff = result["diff"]
     assert credentials_diff["before_header"] == credentials_diff["after_header"] == str(path)
     assert "aws_secret_access_key  =  ********\r\n" in credentials_diff["before"]
-    assert credentials_diff["after"].endswith("[prod]\r\naws_access_key_id = %s\r\naws_secret_access_key = ********" % KEY)
-    assert config_diff["after"] == "[profile prod]\nregion = us-east-1\n"
+    assert credentials_diff["after"].endswith("[prod]\r\naws_access_key_id = %s\r\naws_secret_access_key = ********\r\n" % KEY)
+    assert config_diff["after"] == "[profile prod]\nregion = us-east-1\noutput = json\n"
     assert "********" in output
 
 
@@ -229,7 +230,8 @@ def test_region_goes_to_the_config_file_and_leaves_with_the_profile(run, tmp_pat
     extra = {"region": "us-east-1", "config_path": str(config)}
     result = run(_present(path, **extra))
     assert result["changed"] and result["config_path"] == str(config)
-    assert config.read_bytes() == b"[default]\nregion = eu-west-1\n\n[profile prod]\nregion = us-east-1\n"
+    # As `aws configure --profile prod` writes it (region us-east-1, output json).
+    assert config.read_bytes() == b"[default]\nregion = eu-west-1\n[profile prod]\nregion = us-east-1\noutput = json\n"
     assert stat.S_IMODE(config.stat().st_mode) == 0o644
     rerun = run(_present(path, **extra))
     assert not rerun["changed"] and not rerun.get("warnings")

@@ -1,33 +1,18 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""canarykeys.aws.logs_subscription_filter against moto's CloudWatch Logs and Lambda.
+"""canarykeys.aws.logs_subscription_filter against the local AWS's CloudWatch Logs and Lambda.
 
-The module runs in-process (its real ``main()``, real botocore) under ``moto.mock_aws``; the pure
-decisions of ``module_utils/logs_subscription.py`` are tested on their own first.
+The module runs in-process (its real ``main()``, real botocore) against the local AWS (a moto server); the pure
+decisions of ``module_utils/_detection/logs_subscription.py`` are tested on their own first.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import pathlib
-import sys
-import zipfile
-
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / ".collections"))
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection import logs_subscription
+from ansible_collections.canarykeys.aws.plugins.modules import logs_subscription_filter
 
-boto3 = pytest.importorskip("boto3")
-moto = pytest.importorskip("moto")
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
-
-from ansible_collections.canarykeys.aws.plugins.module_utils import logs_subscription  # noqa: E402
-from ansible_collections.canarykeys.aws.plugins.modules import logs_subscription_filter  # noqa: E402
-
-REGION = "us-east-1"
 GROUP = "org-audit-trail"
 PATTERN = '{ $.userIdentity.type = "IAMUser" }'
 
@@ -71,138 +56,103 @@ def test_pattern_longer_than_the_quota_is_refused():
     assert "1025" in logs_subscription.validate({"filter_pattern": "x" * 1025})[0]
 
 
-# ---------------------------------------------------------------- the module against moto
-
-
-def _zip_bytes():
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
-    return buffer.getvalue()
+# ---------------------------------------------------------------- the module against the local AWS
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with moto.mock_aws():
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(
-            RoleName="fn-role",
-            AssumeRolePolicyDocument=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-            }),
-        )["Role"]["Arn"]
-        lam = boto3.client("lambda", region_name=REGION)
-        arns = [
-            lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
-                                Code={"ZipFile": _zip_bytes()})["FunctionArn"]
-            for name in ("forwarder", "other")
-        ]
-        logs = boto3.client("logs", region_name=REGION)
-        logs.create_log_group(logGroupName=GROUP)
-        yield {"logs": logs, "fn": arns[0], "other_fn": arns[1]}
+def stack(operator_credentials, make_function):
+    """The trail's log group and two functions that a filter can send to."""
+    operator_credentials.client("logs").create_log_group(logGroupName=GROUP)
+    return {"logs": operator_credentials.client("logs"), "fn": make_function("forwarder"), "other_fn": make_function("other")}
 
 
-def run_module(capsys, check_mode=False, diff=False, **args):
-    args = dict(args, region=REGION, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            logs_subscription_filter.main()
-    return json.loads(capsys.readouterr().out)
+def filters_of(stack, group=GROUP):
+    return stack["logs"].describe_subscription_filters(logGroupName=group)["subscriptionFilters"]
 
 
-def filters_of(aws, group=GROUP):
-    return aws["logs"].describe_subscription_filters(logGroupName=group)["subscriptionFilters"]
-
-
-def present(aws, **extra):
-    args = {"log_group_name": GROUP, "filter_name": "iam-user-activity", "filter_pattern": PATTERN, "destination_arn": aws["fn"]}
+def present(stack, **extra):
+    args = {"log_group_name": GROUP, "filter_name": "iam-user-activity", "filter_pattern": PATTERN, "destination_arn": stack["fn"]}
     args.update(extra)
     return args
 
 
-def test_create_then_nothing_to_do(aws, capsys):
-    first = run_module(capsys, **present(aws))
+def test_create_then_nothing_to_do(stack, run_module):
+    first = run_module(logs_subscription_filter, **present(stack))
     assert first["changed"] is True
     assert first["subscription_filter"]["filter_pattern"] == PATTERN
-    assert first["subscription_filter"]["destination_arn"] == aws["fn"]
+    assert first["subscription_filter"]["destination_arn"] == stack["fn"]
     assert first["subscription_filter"]["creation_time"]
-    [stored] = filters_of(aws)
-    assert (stored["filterName"], stored["filterPattern"], stored["destinationArn"]) == ("iam-user-activity", PATTERN, aws["fn"])
+    [stored] = filters_of(stack)
+    assert (stored["filterName"], stored["filterPattern"], stored["destinationArn"]) == ("iam-user-activity", PATTERN, stack["fn"])
 
-    second = run_module(capsys, **present(aws))
+    second = run_module(logs_subscription_filter, **present(stack))
     assert second["changed"] is False
     assert second["changed_fields"] == []
     assert second["subscription_filter"] == first["subscription_filter"]
 
 
-def test_check_mode_predicts_and_writes_nothing(aws, capsys):
-    result = run_module(capsys, check_mode=True, diff=True, **present(aws))
+def test_check_mode_predicts_and_writes_nothing(stack, run_module):
+    result = run_module(logs_subscription_filter, check_mode=True, diff=True, **present(stack))
     assert result["changed"] is True
-    assert result["subscription_filter"]["destination_arn"] == aws["fn"]
+    assert result["subscription_filter"]["destination_arn"] == stack["fn"]
     assert result["diff"]["before"] == {}
-    assert filters_of(aws) == []
+    assert filters_of(stack) == []
 
-    run_module(capsys, **present(aws))
-    result = run_module(capsys, check_mode=True, state="absent", log_group_name=GROUP, filter_name="iam-user-activity")
+    run_module(logs_subscription_filter, **present(stack))
+    result = run_module(logs_subscription_filter, check_mode=True, state="absent", log_group_name=GROUP, filter_name="iam-user-activity")
     assert result["changed"] is True
-    assert len(filters_of(aws)) == 1
+    assert len(filters_of(stack)) == 1
 
 
-def test_update_in_place_reports_the_fields(aws, capsys):
-    run_module(capsys, **present(aws))
-    result = run_module(capsys, diff=True, **present(aws, filter_pattern="", destination_arn=aws["other_fn"]))
+def test_update_in_place_reports_the_fields(stack, run_module):
+    run_module(logs_subscription_filter, **present(stack))
+    result = run_module(logs_subscription_filter, diff=True, **present(stack, filter_pattern="", destination_arn=stack["other_fn"]))
     assert result["changed"] is True
     assert result["changed_fields"] == ["destinationArn", "filterPattern"]
-    assert result["diff"]["before"]["destination_arn"] == aws["fn"]
-    assert result["diff"]["after"]["destination_arn"] == aws["other_fn"]
-    [stored] = filters_of(aws)
-    assert (stored["filterPattern"], stored["destinationArn"]) == ("", aws["other_fn"])
+    assert result["diff"]["before"]["destination_arn"] == stack["fn"]
+    assert result["diff"]["after"]["destination_arn"] == stack["other_fn"]
+    [stored] = filters_of(stack)
+    assert (stored["filterPattern"], stored["destinationArn"]) == ("", stack["other_fn"])
 
 
-def test_absent_deletes_only_its_filter(aws, capsys):
-    run_module(capsys, **present(aws))
-    run_module(capsys, **present(aws, filter_name="keep-me"))
-    result = run_module(capsys, state="absent", log_group_name=GROUP, filter_name="iam-user-activity")
+def test_absent_deletes_only_its_filter(stack, run_module):
+    run_module(logs_subscription_filter, **present(stack))
+    run_module(logs_subscription_filter, **present(stack, filter_name="keep-me"))
+    result = run_module(logs_subscription_filter, state="absent", log_group_name=GROUP, filter_name="iam-user-activity")
     assert result["changed"] is True
     assert result["subscription_filter"] == {}
-    assert [f["filterName"] for f in filters_of(aws)] == ["keep-me"]
-    again = run_module(capsys, state="absent", log_group_name=GROUP, filter_name="iam-user-activity")
+    assert [f["filterName"] for f in filters_of(stack)] == ["keep-me"]
+    again = run_module(logs_subscription_filter, state="absent", log_group_name=GROUP, filter_name="iam-user-activity")
     assert again["changed"] is False
 
 
-def test_absent_with_no_log_group_is_not_an_error(aws, capsys):
-    result = run_module(capsys, state="absent", log_group_name="no-such-group", filter_name="x")
+def test_absent_with_no_log_group_is_not_an_error(stack, run_module):
+    result = run_module(logs_subscription_filter, state="absent", log_group_name="no-such-group", filter_name="x")
     assert result["changed"] is False
     assert not result.get("failed")
 
 
-def test_present_needs_the_log_group(aws, capsys):
-    result = run_module(capsys, **present(aws, log_group_name="no-such-group"))
+def test_present_needs_the_log_group(stack, run_module):
+    result = run_module(logs_subscription_filter, **present(stack, log_group_name="no-such-group"))
     assert result["failed"] is True
     assert "does not exist" in result["msg"]
 
 
-def test_a_third_filter_fails_with_a_clear_message(aws, capsys):
+def test_a_third_filter_fails_with_a_clear_message(stack, run_module):
     for name in ("one", "two"):
-        assert run_module(capsys, **present(aws, filter_name=name))["changed"] is True
-    result = run_module(capsys, **present(aws, filter_name="three"))
+        assert run_module(logs_subscription_filter, **present(stack, filter_name=name))["changed"] is True
+    result = run_module(logs_subscription_filter, **present(stack, filter_name="three"))
     assert result["failed"] is True
     assert "maximum of two" in result["msg"]
 
 
-def test_present_requires_pattern_and_destination(aws, capsys):
-    result = run_module(capsys, log_group_name=GROUP, filter_name="f")
+def test_present_requires_pattern_and_destination(stack, run_module):
+    result = run_module(logs_subscription_filter, log_group_name=GROUP, filter_name="f")
     assert result["failed"] is True
     assert "filter_pattern" in result["msg"] and "destination_arn" in result["msg"]
 
 
-def test_pattern_over_quota_fails_before_any_call(aws, capsys):
-    result = run_module(capsys, **present(aws, filter_pattern="x" * 1025))
+def test_pattern_over_quota_fails_before_any_call(stack, run_module):
+    result = run_module(logs_subscription_filter, **present(stack, filter_pattern="x" * 1025))
     assert result["failed"] is True
-    assert filters_of(aws) == []
+    assert filters_of(stack) == []

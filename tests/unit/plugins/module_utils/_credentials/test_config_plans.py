@@ -15,10 +15,25 @@ from ansible_collections.canarykeys.aws.plugins.module_utils._credentials import
 def test_config_section_is_added_and_removed_exactly(botocore_reads):
     original = b"[default]\r\nregion = eu-west-1\r\noutput = json"
     plan = config.plan_config_present(original, "C", "prod", "us-east-1")
-    assert plan.data == original + b"\r\n\r\n[profile prod]\r\nregion = us-east-1"
+    # As `aws configure set region us-east-1 --profile prod` writes it: no blank line, a final newline.
+    assert plan.data == original + b"\r\n[profile prod]\r\nregion = us-east-1\r\n"
     assert botocore_reads(plan.data)["profile prod"] == {"region": "us-east-1"}
     assert not config.plan_config_present(plan.data, "C", "prod", "us-east-1").changed
-    assert config.plan_config_absent(plan.data, "C", "prod", "us-east-1").data == original
+    assert config.plan_config_absent(plan.data, "C", "prod", "us-east-1").data == original + b"\r\n"
+
+
+def test_config_section_with_output_as_aws_configure_writes_it(botocore_reads):
+    # `aws configure --profile prod` answering us-east-1 and json, on a new file and on one of its own.
+    plan = config.plan_config_present(None, "C", "prod", "us-east-1", "json")
+    assert plan.data == b"[profile prod]\nregion = us-east-1\noutput = json\n"
+    original = b"[default]\nregion = eu-west-1\noutput = json\n"
+    plan = config.plan_config_present(original, "C", "prod", "us-east-1", "json")
+    assert plan.data == original + b"[profile prod]\nregion = us-east-1\noutput = json\n"
+    assert botocore_reads(plan.data)["profile prod"] == {"region": "us-east-1", "output": "json"}
+    assert not config.plan_config_present(plan.data, "C", "prod", "us-east-1", "json").changed
+    assert config.plan_config_absent(plan.data, "C", "prod", "us-east-1", "json").data == original
+    # A section that only looks like ours with another output is someone's.
+    assert not config.plan_config_absent(plan.data.replace(b"= json\n", b"= text\n"), "C", "prod", "us-east-1", "json").changed
 
 
 def test_config_default_profile_uses_the_default_section():
@@ -45,7 +60,7 @@ def test_config_empty_section_gets_the_region():
 
 @pytest.mark.parametrize("profile, expected", [
     ("default", b"[default]\nregion = us-east-1\noutput =\n"),
-    ("prod", b"[default]\nregion =\noutput =\n\n[profile prod]\nregion = us-east-1\n"),
+    ("prod", b"[default]\nregion =\noutput =\n[profile prod]\nregion = us-east-1\n"),
 ])
 def test_config_entries_with_empty_settings_are_merged(botocore_reads, profile, expected):
     original = b"[default]\nregion =\noutput =\n"

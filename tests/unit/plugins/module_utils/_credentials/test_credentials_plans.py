@@ -67,13 +67,24 @@ def test_new_profile_is_appended_after_one_blank_line_leaving_the_rest(botocore_
     assert read["work"]["s3"] == {"addressing_style": "path", "signature_version": "s3v4"}
 
 
-def test_crlf_and_missing_final_newline_are_kept():
+def test_crlf_is_kept_and_a_missing_final_newline_added_as_aws_configure_does():
     original = FOREIGN.replace("\n", "\r\n").rstrip("\r\n").encode()
     plan = plans.plan_present(original, "F", "prod", KEY, SECRET)
-    assert plan.data == original + b"\r\n\r\n" + block("prod", newline="\r\n").rstrip("\r\n").encode()
-    assert not plan.data.endswith(b"\n")
+    assert plan.data == original + b"\r\n\r\n" + block("prod", newline="\r\n").encode()
     assert b"\n" not in plan.data.replace(b"\r\n", b"")
-    assert plans.plan_absent(plan.data, "F", "prod", KEY).data == original
+    assert plans.plan_absent(plan.data, "F", "prod", KEY).data == original + b"\r\n"
+
+
+def test_a_file_aws_configure_wrote_gets_its_form_and_a_hand_written_one_its_own(tmp_path):
+    # What `aws configure` (AWS CLI v2, in .venv) writes: sections one after another, " = ", a final newline.
+    configured = b"[default]\naws_access_key_id = AKIA1111111111111111\naws_secret_access_key = x\n"
+    plan = plans.plan_present(configured, "F", "prod", KEY, SECRET)
+    assert plan.data == configured + block("prod").encode()
+    assert plans.plan_absent(plan.data, "F", "prod", KEY).data == configured
+    by_hand = b"[default]\naws_access_key_id=AKIA1111111111111111\naws_secret_access_key=x\n\n# work\n[work]\nregion=eu-west-1\n"
+    plan = plans.plan_present(by_hand, "F", "prod", KEY, SECRET)
+    assert plan.data == by_hand + b"\n" + block("prod").encode()
+    assert plans.plan_absent(plan.data, "F", "prod", KEY).data == by_hand
 
 
 def test_same_key_and_secret_is_a_no_op():
@@ -292,7 +303,7 @@ def test_a_value_that_is_not_an_access_key_id_is_never_echoed(original):
 def test_new_lines_take_the_files_majority_line_ending():
     original = b"[a]\nx = 1\r\ny = 2\r\n"
     plan = plans.plan_present(original, "F", "prod", KEY, SECRET)
-    assert plan.data == original + b"\r\n" + block("prod", newline="\r\n").encode()
+    assert plan.data == original + block("prod", newline="\r\n").encode()
     assert plans.plan_absent(plan.data, "F", "prod", KEY).data == original
     update = plans.plan_present(b"[prod]\r\naws_access_key_id = %s\n\n" % OLD_KEY.encode(), "F", "prod", KEY, SECRET, [OLD_KEY])
     assert update.data == b"[prod]\r\naws_access_key_id = %s\naws_secret_access_key = %s\n\n" % (KEY.encode(), SECRET.encode())

@@ -10,6 +10,8 @@ does the API calls.
 
 from __future__ import annotations
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._detection.compare import changed_fields
+
 # Module option -> PutSubscriptionFilter / SubscriptionFilter field.
 FIELDS = (
     ("filter_pattern", "filterPattern"),
@@ -52,15 +54,7 @@ def differences(current, request) -> list:
     ``roleArn`` counts when it is set on one side only: a PutSubscriptionFilter
     without it removes the role, which is what a request without it means.
     """
-    if not current:
-        return sorted(field for _option, field in FIELDS if field in request)
-    changed = []
-    for _option, field in FIELDS:
-        if field not in request and field in DEFAULTED_BY_AWS:
-            continue
-        if current.get(field) != request.get(field):
-            changed.append(field)
-    return sorted(changed)
+    return changed_fields(current, request, [field for _option, field in FIELDS], DEFAULTED_BY_AWS)
 
 
 def pick(filters, filter_name):

@@ -1,0 +1,330 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canarykeys.aws contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: estate_lease
+version_added: 0.1.0
+short_description: Take, renew or release the lease that lets one run at a time change the canary estate
+description:
+  - The seed, rotate and retire roles take this lease before their first IAM write and release it at
+    their end, so that two runs against the same canary account never change the same canaries at
+    once (two runs that mint for one placement would each delete the other's key, and a host would
+    be left holding a dead key).
+  - The lease is an IAM customer managed policy that nothing attaches, named O(name). Creating it is
+    atomic, so exactly one run holds it; its tags record the holder (run id, controller, process,
+    play, start and expiry).
+  - A lease whose holder is gone is taken over with a warning: when its expiry passed, or when its
+    ansible-playbook process no longer runs on this same controller (a run killed with SIGKILL).
+  - Every task of one C(ansible-playbook) process shares one run id, computed on the controller by
+    the action plugin of this module, so a role that takes the lease again renews it.
+author:
+  - canarykeys maintainers (@canarykeys)
+options:
+  name:
+    description:
+      - Name of the IAM policy that is the lease.
+    type: str
+    default: estate-change-lock
+  iam_path:
+    description:
+      - IAM path of the lease policy.
+    type: str
+    default: /
+  state:
+    description:
+      - V(present) takes the lease, or renews it when this run holds it already.
+      - V(absent) releases it when this run holds it (or any holder's with O(force=true)).
+    type: str
+    default: present
+    choices: [present, absent]
+  duration:
+    description:
+      - Seconds the lease holds from now (taken or renewed) before another controller may take it over.
+    type: int
+    default: 3600
+  wait:
+    description:
+      - Seconds to wait for a lease that another live run holds, checking every few seconds.
+      - V(0) fails at once, with a message that names the holder.
+    type: int
+    default: 0
+  force:
+    description:
+      - With O(state=absent), release the lease whoever holds it. For a stale lease of a controller
+        that is gone; a live run that loses its lease fails at its next renewal.
+    type: bool
+    default: false
+  play:
+    description:
+      - Name of the play, recorded with the holder so that a message can name it.
+    type: str
+    default: ""
+  holder_pid:
+    description:
+      - Process id of the C(ansible-playbook) run on the controller. Set by the action plugin; leave it out.
+    type: int
+  holder_pid_start:
+    description:
+      - Start time of O(holder_pid) (boot id and clock ticks). Set by the action plugin; leave it out.
+    type: str
+    default: ""
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+attributes:
+  check_mode:
+    support: full
+    details: Reports whether the lease would be taken, renewed or released; changes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: aws
+notes:
+  - Needs C(iam:CreatePolicy), C(iam:GetPolicy), C(iam:TagPolicy) and C(iam:DeletePolicy) on the lease
+    policy's ARN, and C(sts:GetCallerIdentity).
+  - Run it on the controller (C(delegate_to=localhost)): the process check reads the controller's C(/proc).
+"""
+
+EXAMPLES = r"""
+- name: Take the estate lease (wait up to 10 minutes for another run)
+  canarykeys.aws.estate_lease:
+    wait: 600
+    play: "{{ ansible_play_name }}"
+  delegate_to: localhost
+  run_once: true
+
+- name: Release it
+  canarykeys.aws.estate_lease:
+    state: absent
+  delegate_to: localhost
+  run_once: true
+
+- name: Break the stale lease of a controller that died
+  canarykeys.aws.estate_lease:
+    state: absent
+    force: true
+"""
+
+RETURN = r"""
+lease:
+  description: The holder record after the task; empty when nobody holds the lease.
+  returned: always
+  type: dict
+  sample:
+    run_id: 3f9c1a27be04
+    controller: ops-bastion
+    pid: "41877"
+    play: Seed canary keys
+    started_at: "2026-12-03T09:14:02Z"
+    expires_at: "2026-12-03T10:14:02Z"
+held_by_us:
+  description: Whether this run holds the lease after the task.
+  returned: always
+  type: bool
+taken_over:
+  description: The holder record of a stale lease that this task took over or broke, else null.
+  returned: always
+  type: dict
+waited:
+  description: Seconds spent waiting for another run's lease.
+  returned: always
+  type: int
+policy_arn:
+  description: ARN of the lease policy.
+  returned: always
+  type: str
+  sample: arn:aws:iam::123456789012:policy/estate-change-lock
+"""
+
+import datetime
+import socket
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import sanitize_tag_value
+
+POLL_SECONDS = 5
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _tags(tag_list) -> dict:
+    return {tag["Key"]: tag["Value"] for tag in tag_list or []}
+
+
+def _tag_list(tags: dict) -> list:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+class Lease:
+    """The lease policy of one account, read and written through ``client``."""
+
+    def __init__(self, module, client, arn):
+        self.module = module
+        self.client = client
+        self.arn = arn
+
+    def _fail(self, error, action):
+        self.module.fail_json_aws(error, msg=f"Failed to {action} the estate lease {self.arn}")
+
+    def read(self):
+        try:
+            policy = self.client.get_policy(aws_retry=True, PolicyArn=self.arn)["Policy"]
+        except is_boto3_error_code("NoSuchEntity"):
+            return None
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self._fail(e, "read")
+        return _lease.holder_from_tags(_tags(policy.get("Tags")))
+
+    def create(self, name, iam_path, holder) -> bool:
+        """Take the lease; False when another run created it first."""
+        try:
+            self.client.create_policy(aws_retry=True, PolicyName=name, Path=iam_path, PolicyDocument=_lease.POLICY_DOCUMENT,
+                                      Description=_lease.DESCRIPTION, Tags=_tag_list(_lease.holder_tags(holder)))
+        except is_boto3_error_code("EntityAlreadyExists"):
+            return False
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self._fail(e, "take")
+        return True
+
+    def renew(self, holder):
+        try:
+            self.client.tag_policy(aws_retry=True, PolicyArn=self.arn, Tags=_tag_list(_lease.holder_tags(holder)))
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            self._fail(e, "renew")
+
+    def delete(self):
+        try:
+            self.client.delete_policy(aws_retry=True, PolicyArn=self.arn)
+        except is_boto3_error_code("NoSuchEntity"):
+            pass
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self._fail(e, "release")
+
+
+def policy_arn(module, name, iam_path) -> str:
+    sts = module.client("sts", retry_decorator=AWSRetry.jittered_backoff())
+    try:
+        caller = sts.get_caller_identity(aws_retry=True)["Arn"]
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+        module.fail_json_aws(e, msg="Failed to read the account of the controller's AWS credentials")
+    partition, account = caller.split(":")[1], caller.split(":")[4]
+    return f"arn:{partition}:iam::{account}:policy{iam_path}{name}"
+
+
+def our_holder(params) -> dict:
+    controller = socket.gethostname()
+    pid = params["holder_pid"] or 0
+    start = params["holder_pid_start"] or ""
+    now = _now()
+    return {
+        "run_id": _lease.run_id(controller, pid, start),
+        "controller": controller,
+        "pid": str(pid),
+        "pid_start": start,
+        "started_at": _lease.utc(now),
+        "expires_at": _lease.utc(now + datetime.timedelta(seconds=params["duration"])),
+        "play": sanitize_tag_value(params["play"]),
+    }
+
+
+def acquire(module, lease, ours) -> dict:
+    params = module.params
+    result = dict(changed=False, held_by_us=False, taken_over=None, waited=0, lease={})
+    started = time.monotonic()
+    while True:
+        current = lease.read()
+        standing = _lease.standing(current, ours, _now())
+        if standing == _lease.HELD_BY_US:
+            renewed = dict(ours, started_at=current["started_at"] or ours["started_at"])
+            if not module.check_mode:
+                lease.renew(renewed)
+            return dict(result, changed=True, held_by_us=True, lease=renewed)
+        if standing in (_lease.STALE_EXPIRED, _lease.STALE_PROCESS_GONE):
+            module.warn(_lease.stale_warning(current, standing))
+            result["taken_over"] = current
+            if module.check_mode:
+                return dict(result, changed=True, held_by_us=True, lease=ours)
+            lease.delete()
+            continue
+        if standing == _lease.FREE:
+            if module.check_mode or lease.create(params["name"], params["iam_path"], ours):
+                if result["waited"]:
+                    module.warn(f"Waited {result['waited']} s for another run's estate lease before taking it.")
+                return dict(result, changed=True, held_by_us=True, lease=ours)
+            continue
+        if module.check_mode:
+            # A check run changes nothing, so another run's lease cannot be harmed by it; its forecast may be.
+            module.warn(f"Another run, {_lease.describe(current)}, holds the estate lease: this check may forecast "
+                        "changes that run is making.")
+            return dict(result, lease=current)
+        waited = time.monotonic() - started
+        result["waited"] = int(waited)
+        if waited >= params["wait"]:
+            module.fail_json(msg=_lease.held_message(current, params["name"]), lease=current, waited=result["waited"])
+        time.sleep(min(POLL_SECONDS, max(0.1, params["wait"] - waited)))
+
+
+def release(module, lease, ours) -> dict:
+    current = lease.read()
+    result = dict(changed=False, held_by_us=False, taken_over=None, waited=0, lease=current or {})
+    if current is None:
+        return result
+    if current["run_id"] != ours["run_id"]:
+        if not module.params["force"]:
+            module.warn(f"The estate lease is held by {_lease.describe(current)}, not by this run: left as it is.")
+            return result
+        result["taken_over"] = current
+    if not module.check_mode:
+        lease.delete()
+    return dict(result, changed=True, lease={})
+
+
+def main():
+    module = AnsibleAWSModule(
+        argument_spec=dict(
+            name=dict(type="str", default="estate-change-lock"),
+            iam_path=dict(type="str", default="/"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            duration=dict(type="int", default=3600),
+            wait=dict(type="int", default=0),
+            force=dict(type="bool", default=False),
+            play=dict(type="str", default=""),
+            holder_pid=dict(type="int"),
+            holder_pid_start=dict(type="str", default=""),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["duration"] < 60:
+        module.fail_json(msg=f"duration must be at least 60 seconds, got {params['duration']}")
+    if params["wait"] < 0:
+        module.fail_json(msg=f"wait must be 0 or more seconds, got {params['wait']}")
+    iam_path = params["iam_path"]
+    if not (iam_path.startswith("/") and iam_path.endswith("/")):
+        module.fail_json(msg=f"iam_path must begin and end with /, got {iam_path}")
+    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    lease = Lease(module, client, policy_arn(module, params["name"], iam_path))
+    ours = our_holder(params)
+    result = acquire(module, lease, ours) if params["state"] == "present" else release(module, lease, ours)
+    module.exit_json(policy_arn=lease.arn, **result)
+
+
+if __name__ == "__main__":
+    main()
