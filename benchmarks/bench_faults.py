@@ -16,9 +16,10 @@ lost answers, latency; see docs/local_aws.md).  Each time, for ``--hosts`` hosts
     retire run 1, retire run 2  canary_key_info (key_source list_access_keys), the host drops a profile
                                 that holds one of the listed keys, then canary_key state=absent per canary
 
-The modules' own functions run in-process (canary_identity.run_many, ensure_absent,
-canary_inventory.inventory, the seed role's filter) on the client the modules build: boto3 with botocore's default retries,
-wrapped in amazon.aws's AWSRetry.jittered_backoff, every call ``aws_retry=True``.  The hosts are a
+The modules' own functions run in-process (module_utils/_iam: batch.run_many, apply.ensure_absent,
+estate.list_estate; the seed role's filter, plugins/filter/placements.py) on the client the modules build
+(calls.iam_client): boto3 with botocore's default retries, wrapped in amazon.aws's AWSRetry.jittered_backoff
+(ServiceFailure retried too), every call ``aws_retry=True``.  The hosts are a
 dict (placement -> the key id its profile holds): a host write always succeeds, so everything that
 goes wrong is on the controller's side.  After each run the end state is read from moto directly (not
 counted, no fault): placements planted (the host's key is the user's only key and active), orphan
@@ -44,10 +45,10 @@ import boto3  # noqa: E402  pylint: disable=wrong-import-position
 import botocore.config  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_identity  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_inventory  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.canarykeys.aws.plugins.module_utils import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.canarykeys.aws.plugins.filter import seed as seed_filters  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.filter import placements as seed_filters  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply, batch, calls, estate, plans  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import IAMCallError, PlacementError, error_message  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.faults import FaultConfig  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -60,10 +61,10 @@ RETRIED_FAULTS = ("throttled", "error_500", "error_503", "dropped", "lost_respon
 
 
 def iam_client(aws):
-    """The client AnsibleAWSModule.client("iam", retry_decorator=AWSRetry.jittered_backoff()) gives the modules."""
+    """The client calls.iam_client(module) gives the modules (AWSRetry.jittered_backoff, ServiceFailure retried too)."""
     client = boto3.client("iam", endpoint_url=aws.endpoint_url, region_name="us-east-1", aws_access_key_id="testing",
                           aws_secret_access_key="testing", config=botocore.config.Config(user_agent_extra="bench_faults"))
-    return RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff())
+    return RetryingBotoClientWrapper(client, AWSRetry.jittered_backoff(catch_extra_error_codes=list(calls.EXTRA_RETRY_CODES)))
 
 
 def placements(hosts):
@@ -72,8 +73,7 @@ def placements(hosts):
 
 def request(placement, held, **extra):
     host, path, profile = placement
-    # Both spellings of the profile option (it is being renamed profile -> profile_name).
-    return dict(host=host, path=path, profile=profile, profile_name=profile, planted_key_id=held.get(placement, ""),
+    return dict(host=host, path=path, profile_name=profile, planted_key_id=held.get(placement, ""),
                 reminder="bench", planted_by="bench_faults", **extra)
 
 
@@ -85,14 +85,14 @@ def normalised(message):
 
 
 def run_batch(client, held, action, requests, concurrency):
-    outcomes = canary_identity.run_many(client, requests, action=action, concurrency=concurrency)
+    outcomes = batch.run_many(client, requests, action=action, concurrency=concurrency)
     return outcomes, [normalised(f"{action}: {o.get('msg')}") for o in outcomes if o.get("failed")]
 
 
 def listing(client, everything, key_source):
     """canary_key_info's result for every host, or (None, the failure) when the module would fail the play."""
     try:
-        return canary_inventory.inventory(client, hosts=sorted({p[0] for p in everything}), key_source=key_source,
+        return estate.list_estate(client, hosts=sorted({p[0] for p in everything}), key_source=key_source,
                                           aws_retry=True), []
     except Exception as exc:  # pylint: disable=broad-except
         # The module fails the whole play then (fail_json_aws): nothing else happens in that run.
@@ -101,7 +101,7 @@ def listing(client, everything, key_source):
 
 def seed(client, held, everything, concurrency):
     """The seed role's controller side: the bulk read, its filter of unsettled placements, the batch."""
-    listed, failures = listing(client, everything, canary_inventory.CREDENTIAL_REPORT)
+    listed, failures = listing(client, everything, estate.CREDENTIAL_REPORT)
     if listed is None:
         return failures
     unsettled = set()
@@ -125,7 +125,7 @@ def rotate(client, held, everything, concurrency):
     outcomes, failures = run_batch(client, held, "begin", [request(p, held, max_age_days=0) for p in everything], concurrency)
     finish = []
     for placement, outcome in zip(everything, outcomes):
-        if outcome.get("rotation") == canary_identity.ROTATION_STARTED and outcome.get("access_key_id"):
+        if outcome.get("rotation") == plans.ROTATION_STARTED and outcome.get("access_key_id"):
             old = held.get(placement, "")
             held[placement] = outcome["access_key_id"]
             finish.append(request(placement, held, rotated_key_id=old))
@@ -136,12 +136,12 @@ def rotate(client, held, everything, concurrency):
         # rotate role reports it as "the host did not take the new key; the new key was deleted".
         failures += [normalised(f"finish: rotation {o['rotation']} although the profile holds the new key; deleted "
                                 f"{len(o['deleted_access_key_ids'])} key(s)")
-                     for o in outcomes if o.get("rotation") == canary_identity.ROTATION_ROLLED_BACK]
+                     for o in outcomes if o.get("rotation") == plans.ROTATION_ROLLED_BACK]
     return failures
 
 
 def retire(client, held, everything, concurrency):
-    listed, failures = listing(client, everything, canary_inventory.LIST_ACCESS_KEYS)
+    listed, failures = listing(client, everything, estate.LIST_ACCESS_KEYS)
     if listed is None:
         return failures
     for canary in listed["canaries"]:
@@ -150,9 +150,9 @@ def retire(client, held, everything, concurrency):
         if held.get(placement) in [key["access_key_id"] for key in canary["keys"]]:
             held[placement] = ""
         try:
-            canary_identity.ensure_absent(client, canary_identity.Placement(*placement), user_name=canary["user_name"])
-        except (canary_identity.IdentityError, canary_identity.IdentityAWSError) as error:
-            failures.append(normalised(f"absent: {canary_identity.error_message(error)}"))
+            apply.ensure_absent(client, plans.Placement(*placement), user_name=canary["user_name"])
+        except (PlacementError, IAMCallError) as error:
+            failures.append(normalised(f"absent: {error_message(error)}"))
     return failures
 
 
@@ -219,9 +219,9 @@ def reseed_within_window(aws, delay=5.0):
     aws.faults.config = FaultConfig(consistency_delay=delay)
     aws.reset()
     client = iam_client(aws)
-    placement = canary_identity.Placement("web900", "/home/deploy/.aws/credentials", "prod")
-    first = canary_identity.ensure_present(client, placement, "")
-    second = canary_identity.ensure_present(client, placement, "")
+    placement = plans.Placement("web900", "/home/deploy/.aws/credentials", "prod")
+    first = apply.ensure_present(client, placement, "")
+    second = apply.ensure_present(client, placement, "")
     users = [u["UserName"] for u in aws.client("iam", direct=True).list_users()["Users"]]
     print(f"\n== seed re-run within the consistency window ({delay:g} s), the host holding no key: run 1 user "
           f"{first['user_name']}, run 2 user {second['user_name']} (created: {second.get('user_created')}); "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import string
 
+from ansible_collections.canarykeys.aws.plugins.filter.estate import canary_owner, host_canaries, located_canaries
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, outcomes_for_host, placement_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import DENY_ALL_POLICY_NAME
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
@@ -197,6 +198,26 @@ def seed_plants(outcomes):
 
 
 
+def dead_placements(canaries, host, become=False, login_user=""):
+    """This host's dead canaries (their recorded key gone from IAM or inactive) as the seed role's placements.
+
+    The reconciliation re-plants them through the seed (its handshake, its refusals: a profile holding a key this
+    placement was never handed is still refused).  Only canaries whose tags give back their placement id are
+    named (``located_canaries``): the others cannot be read back reliably.
+    """
+    return [
+        {
+            "user": canary_owner(canary["mapping"]["path"], become, login_user),
+            "path": canary["mapping"]["path"],
+            "profile": canary["mapping"]["profile"],
+            "reminder": canary["mapping"].get("reminder") or "",
+        }
+        for canary in located_canaries(host_canaries(canaries, host), host)
+        if canary.get("dead")
+    ]
+
+
+
 def failed_results(results):
     """Loop results that failed or whose host became unreachable."""
     return [r for r in results if r.get("failed") or r.get("unreachable")]
@@ -335,6 +356,7 @@ class FilterModule:
     def filters(self):
         return {
             "batch_placements": batch_placements,
+            "dead_placements": dead_placements,
             "failed_results": failed_results,
             "seed_requests": seed_requests,
             "seed_settled_rows": seed_settled_rows,

@@ -229,6 +229,15 @@ access_key_id:
   returned: always
   type: str
   sample: AKIAIOSFODNN7EXAMPLE
+dead_access_key_id:
+  description:
+    - With O(state=present), the key O(planted_key_id) named when it was dead (deleted from IAM or inactive) and a key this
+      placement was handed (its C(canarykeys:key-history) tag). A new key was minted (in check mode, would be) to replace it.
+    - Null otherwise.
+  returned: when O(state=present) and no O(rotation)
+  type: str
+  sample: AKIAI44QH8DHBEXAMPLE
+  version_added: 0.1.0
 secret_access_key:
   description:
     - The secret of the key just minted. AWS shows a secret only once, at creation.
@@ -323,8 +332,8 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import NO_CREDENTIALS, IAMCallError, PlacementError
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import NAMING_SPEC, PLACEMENT_SPEC, validate
@@ -358,7 +367,7 @@ def main():
         validate(named, params["user_name_template"], params["iam_path"])
         if params["rotation"] and params["state"] != "present":
             raise PlacementError("rotation works with state=present only")
-        client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+        client = iam_client(module)
         options = dict(template=params["user_name_template"], iam_path=params["iam_path"], check_mode=module.check_mode)
         guard = dict(deny_all=params["deny_all"])
         planted_key_id = params["planted_key_id"] or ""

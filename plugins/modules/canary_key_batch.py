@@ -136,8 +136,8 @@ summary:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import PlacementError
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import BATCH_PLACEMENT_SPEC, NAMING_SPEC, validate
@@ -159,7 +159,7 @@ def main():
     except PlacementError as e:
         module.fail_json(msg=str(e))
 
-    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff()) if params["placements"] else None
+    client = iam_client(module) if params["placements"] else None
     requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
     results = run_many(
         client, requests, action=params["action"], concurrency=params["concurrency"],

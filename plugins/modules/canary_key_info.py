@@ -213,6 +213,22 @@ canaries:
           returned: always
           type: str
           sample: ""
+    dead:
+      description:
+        - Whether the key the placement was last handed (its C(canarykeys:access-key-id) tag) is gone from IAM or
+          inactive. Its profile then holds a key that raises no alert. The next seed re-plants it.
+        - V(false) for a user without that tag.
+      returned: always
+      type: bool
+      sample: false
+      version_added: 0.1.0
+    key_history:
+      description: The key ids the placement was handed, oldest first (its C(canarykeys:key-history) tag, at most 8).
+      returned: always
+      type: list
+      elements: str
+      sample: [AKIAI44QH8DHBEXAMPLE, AKIAIOSFODNN7EXAMPLE]
+      version_added: 0.1.0
     inline_policies:
       description:
         - The names of the user's inline policies, from the same bulk read. V(default) is the deny-all that
@@ -292,6 +308,7 @@ placements:
   description:
     - One flat row per canary (placement), sorted like RV(canaries), describing its newest listed key.
     - The C(used) and C(last_used_*) fields consider every listed key of the placement.
+    - C(dead) is RV(canaries[].dead).
   returned: always
   type: list
   elements: dict
@@ -312,6 +329,7 @@ placements:
       key_create_date: "2025-01-31T09:12:44+00:00"
       age_days: 42
       key_count: 1
+      dead: false
       inline_policies: []
       used: true
       last_used_date: "2025-03-02T17:40:00+00:00"
@@ -338,10 +356,10 @@ orphans:
       create_date: "2024-10-01T08:00:00+00:00"
       age_days: 164
 summary:
-  description: Counts over the result. C(used) only with O(last_used=true).
+  description: Counts over the result (C(dead) counts the dead canaries). C(used) only with O(last_used=true).
   returned: always
   type: dict
-  sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "used": 1}
+  sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "dead": 0, "used": 1}
 key_source:
   description: Where the keys came from, as O(key_source); RV(canaries[].key_source) says it per canary.
   returned: always
@@ -365,8 +383,8 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
 
 
@@ -382,7 +400,7 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    client = iam_client(module)
     try:
         result = estate.list_estate(
             client,

@@ -360,3 +360,30 @@ def test_a_sudo_login_without_become_seeds_and_retires_by_limit(clean_fleet, aws
         parser = configparser.RawConfigParser()
         parser.read_string(fleet.read_file("web02", user) or "")
         assert parser.sections() == [], user
+
+
+def test_reconcile_replants_a_dead_canary(clean_fleet, aws, run_playbook):
+    """A key deleted in IAM behind the product's back: reconcile re-plants it through the seed; nothing else moves."""
+    fleet = clean_fleet
+    iam = aws.client("iam")
+    seed(fleet, run_playbook)
+    seeded = placement_users(iam)
+    placement = ("web01", credentials_path("deploy"), "prod")
+    user_name, _tags, [dead] = seeded[placement]
+    iam.delete_access_key(UserName=user_name, AccessKeyId=dead)
+    before = {(h, u): fleet.read_file(h, u) for h, u in fleet.homes()}
+
+    rc, output = run_playbook(RECONCILE, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    assert "refusing" not in output.lower()
+    after = placement_users(iam)
+    [new] = after[placement][2]
+    assert new != dead and after[placement][0] == user_name
+    # Every other canary kept its key; the healed file changed in its key lines only; no other file moved.
+    assert {k: v[2] for k, v in after.items() if k != placement} == {k: v[2] for k, v in seeded.items() if k != placement}
+    changed = changed_lines(before["web01", "deploy"], fleet.read_file("web01", "deploy"))
+    assert sorted(line[2:].split("=")[0].strip() for line in changed) == ["aws_access_key_id"] * 2 + ["aws_secret_access_key"] * 2
+    assert {k: v for k, v in before.items() if k != ("web01", "deploy")} == \
+        {(h, u): fleet.read_file(h, u) for h, u in fleet.homes() if (h, u) != ("web01", "deploy")}
+    identity = host_identity(fleet, aws, "web01", "deploy", "prod")
+    assert identity["key"] == new and identity["arn"].endswith(f"/{user_name}")

@@ -158,3 +158,22 @@ def test_report_restricted_to_some_hosts(aws, estate, run_playbook, tmp_path):  
     assert {r["in_inventory"] for r in rows} == {""}
     assert "No canary key has been used." in (reports / "canary_estate.md").read_text()
     assert_no_secret(estate, output)
+
+
+def test_report_lists_dead_placements(aws, estate, run_playbook, tmp_path):
+    """A key deleted in IAM behind the product's back: its placement is listed with status dead until re-planted."""
+    iam = aws.client("iam")
+    iam.delete_access_key(UserName="web01-deploy", AccessKeyId=estate["web01", "prod"]["AccessKeyId"])
+    iam.update_access_key(UserName="alice-tools", AccessKeyId=estate["laptop-alice", "deploy"]["AccessKeyId"], Status="Inactive")
+    reports = tmp_path / "reports"
+    rc, output = run_playbook(PLAYBOOK, tmp_path / "missing-inventory.yml",
+                              extra_vars={"report_dir": str(reports), "canary_aws": {"endpoint_url": aws.endpoint_url}})
+    assert rc == 0, output[-3000:]
+    assert "2 dead" in " ".join(output.split())
+    rows = list(csv.DictReader(io.StringIO((reports / "canary_estate.csv").read_text())))
+    assert sorted(r["iam_user"] for r in rows if r["key_status"] == "dead") == ["alice-tools", "web01-deploy"]
+    markdown = (reports / "canary_estate.md").read_text()
+    assert "**DEAD: 2 placement(s)" in markdown
+    dead_lines = [line for line in markdown.splitlines() if "| dead |" in line]
+    assert len(dead_lines) == 2 and all(line.startswith("| DEAD") for line in dead_lines)
+    assert_no_secret(estate, output, markdown)

@@ -273,3 +273,42 @@ def test_missing_controller_credentials_is_one_clear_message(clean_fleet, aws, r
     assert output.count("fatal: [") == 2  # the ignored probe and the one failure
     assert "Traceback" not in output
     assert clean_fleet.read_file("web01", "deploy") is None
+
+
+def test_a_key_deleted_in_iam_is_replanted_by_the_next_seed(clean_fleet, aws, run_playbook):
+    """Self-healing: a key deleted behind the product's back (a cleanup script, an admin) is re-planted by a plain re-run.
+
+    The file's profile holds a key IAM no longer has; its user's key history names it, so the seed mints a new key and
+    replaces that profile's key id, and only it: the real profiles around it stay byte for byte.
+    """
+    fleet = clean_fleet
+    real = "[prod-real]\naws_access_key_id = AKIAREALPRODEXAMPLE1\naws_secret_access_key = realrealrealrealrealrealrealrealrealreal\n"
+    fleet.write_file("web02", "deploy", ".aws/credentials", real)
+    rc, output = run_playbook(PLAYBOOK, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    iam = aws.client("iam")
+    seeded_text = fleet.read_file("web02", "deploy")
+    dead = configparser.RawConfigParser()
+    dead.read_string(seeded_text)
+    dead = dead["prod"]["aws_access_key_id"]
+    user_name = iam.get_access_key_last_used(AccessKeyId=dead)["UserName"]
+    iam.delete_access_key(UserName=user_name, AccessKeyId=dead)
+    others = {(h, u): fleet.read_file(h, u) for h, u in fleet.homes() if (h, u) != ("web02", "deploy")}
+
+    rc, output = run_playbook(PLAYBOOK, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    assert "refusing" not in output.lower() and "not this placement's canary key" not in output
+    healed_text = fleet.read_file("web02", "deploy")
+    keys = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
+    assert [k["Status"] for k in keys] == ["Active"] and keys[0]["AccessKeyId"] != dead
+    new = keys[0]["AccessKeyId"]
+    assert dead not in healed_text and new in healed_text
+    # Only the healed profile's key id and secret changed: every other line, the real profile first, is as it was.
+    changed = [(a, b) for a, b in zip(seeded_text.splitlines(), healed_text.splitlines()) if a != b]
+    assert healed_text.startswith(real) and len(seeded_text.splitlines()) == len(healed_text.splitlines())
+    assert [a.split("=")[0].strip() for a, _b in changed] == ["aws_access_key_id", "aws_secret_access_key"]
+    assert {(h, u): fleet.read_file(h, u) for h, u in fleet.homes() if (h, u) != ("web02", "deploy")} == others
+    result = fleet.run_as("web02", "deploy", ["python3", "-c", BOTOCORE_READ, "prod"], env=aws.host_env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["key"] == new
+    assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))

@@ -69,11 +69,24 @@ class FaultConfig:
     latency: float = 0.0  # seconds added to every call
     latency_jitter: float = 0.0  # up to this many more seconds, uniformly
     services: tuple = ()  # services (signing names) the random faults and latency apply to; empty: all
+    # Scripted lost answers, for tests that must meet one exactly: "CreateAccessKey:1" loses the answer of the next
+    # CreateAccessKey (moto does the call); "Action:N,Action:N" for several.  Not drawn, not seeded.
+    lose_responses: str = ""
 
     @property
     def active(self) -> bool:
         return any((self.iam_rate, self.consistency_delay, self.error_rate, self.drop_rate, self.lost_response_rate,
-                    self.latency, self.latency_jitter))
+                    self.latency, self.latency_jitter, self.lose_responses))
+
+    def scripted_losses(self) -> dict:
+        """``lose_responses`` as {action: how many answers to lose}; ValueError on a bad one."""
+        losses = {}
+        for item in filter(None, (part.strip() for part in self.lose_responses.split(","))):
+            action, _sep, count = item.partition(":")
+            if not action.isalnum() or not (count or "1").isdigit():
+                raise ValueError(f"lose_responses item {item!r} is not Action:N")
+            losses[action] = int(count or 1)
+        return losses
 
     def updated(self, changes: dict) -> "FaultConfig":
         """A copy with ``changes`` (names as the fields; values as JSON or strings give them); ValueError on a bad one."""
@@ -84,6 +97,8 @@ class FaultConfig:
                 raise ValueError(f"unknown fault setting {name!r}; known: {', '.join(fields)}")
             if name == "services":
                 value = tuple(filter(None, value.split(",") if isinstance(value, str) else value))
+            elif name == "lose_responses":
+                value = str(value)
             else:
                 value = type(values[name])(value)
                 if value < 0 or (name.endswith("_rate") and name != "iam_rate" and value > 1):
@@ -91,7 +106,9 @@ class FaultConfig:
             values[name] = value
         if values["error_rate"] + values["drop_rate"] + values["lost_response_rate"] > 1:
             raise ValueError("error_rate + drop_rate + lost_response_rate must not exceed 1")
-        return FaultConfig(**values)
+        config = FaultConfig(**values)
+        config.scripted_losses()
+        return config
 
     @classmethod
     def parse(cls, spec) -> "FaultConfig":
@@ -135,7 +152,7 @@ def config_from_args(args, environ=None) -> FaultConfig:
 class Verdict:
     """What the proxy does instead of forwarding: answer (status, headers, body) or reset the connection."""
 
-    kind: str
+    kind: str | None  # None: not a fault, an answer IAM itself gives that moto does not (iam_conflicts.py)
     status: int = 0
     headers: list = dataclasses.field(default_factory=list)
     body: bytes = b""
@@ -168,6 +185,10 @@ def _error(operation, status, code, message, kind) -> Verdict:
                 f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
         headers.append(("Content-Type", "text/xml"))
     return Verdict(kind, status, headers, body.encode())
+
+
+# The same rendering for the local AWS's models of IAM's own answers (tools/local_aws/iam_conflicts.py).
+error_verdict = _error
 
 
 def _server_error(operation, status, kind) -> Verdict:
@@ -208,6 +229,8 @@ class Faults:
             self.config = self.config.updated(changes)
             if "seed" in changes:
                 self._random = random.Random(self.config.seed)
+            if "lose_responses" in changes:
+                self._to_lose = self.config.scripted_losses()
             return self.config
 
     def reset(self):
@@ -220,6 +243,7 @@ class Faults:
             self._new_keys: dict[str, float] = {}
             self._counts = {kind: {} for kind in KINDS}
             self._calls = 0
+            self._to_lose = self.config.scripted_losses()
 
     def counters(self) -> dict:
         """``{"calls": N, "injected": {kind: total}, "by_action": {kind: {"iam:CreateUser": n}}}``."""
@@ -328,6 +352,11 @@ class Faults:
                         for match in reversed(hidden):
                             text = text[:match.start()] + text[match.end():]
                         body = text.encode()
+            action = operation.action if operation is not None else None
+            if status == 200 and self._to_lose.get(action):
+                self._to_lose[action] -= 1
+                self._count("lost_response", operation)
+                return body, Verdict("lost_response")
             selected = not config.services or operation is None or operation.service in config.services
             if selected and config.lost_response_rate and self._random.random() < config.lost_response_rate:
                 self._count("lost_response", operation)

@@ -47,6 +47,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from tools.local_aws import faults as faults_mode
+from tools.local_aws.iam_conflicts import DeleteConflicts
 from tools.local_aws.operations import identify, is_read_only
 from tools.serve import serve_until_signalled
 
@@ -98,6 +99,7 @@ class _ProxyServer(http.server.ThreadingHTTPServer):
         self.upstream_port = upstream_port
         self.on_exchange = on_exchange
         self.faults = faults
+        self.conflicts = DeleteConflicts(upstream_port)
         self.local = threading.local()
 
 
@@ -189,6 +191,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             return
         exchange = Exchange(self.command, self.path, dict(self.headers.items()), body, self.client_address[0], time.time())
         verdict = faults.before(exchange) if faults.active else None
+        if verdict is None:
+            verdict = self.server.conflicts.verdict(exchange)
         if verdict is not None:
             self._answer_fault(exchange, verdict)
             return

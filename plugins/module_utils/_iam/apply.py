@@ -92,11 +92,19 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         user = calls.key_owner(client, planted_key_id, pid)
         if user is None:
             raise refusal
+    keys, dead_key_id = [], None
     if user is not None:
         user_name = user["UserName"]
-    keys = calls.list_keys(client, user_name) if user is not None else []
-    if planted_key_id and planted_key_id not in [key["AccessKeyId"] for key in keys]:
-        raise refusal
+        tags = user.get("Tags")
+        # A key recorded seconds ago may not be listed yet: a placement must not take it for gone.
+        keys = calls.list_keys(client, user_name, expected=calls.recent_recorded_key(tags))
+        active = [key["AccessKeyId"] for key in keys if key["Status"] == "Active"]
+        if planted_key_id and planted_key_id not in active:
+            # Gone or inactive.  Its own key (one this placement was handed, or an inactive key of its user) is dead
+            # and re-planted; any other key is someone's real key, never replaced.
+            if planted_key_id not in canary_mapping.handed_key_ids(tags) and planted_key_id not in [k["AccessKeyId"] for k in keys]:
+                raise refusal
+            dead_key_id = planted_key_id
 
     plan = plan_present(placement, user, keys, planted_key_id, utc_now())
     guard = (GUARD_PUT if deny_all else None) if user is None else guard_change(client, user_name, deny_all, policy_names)
@@ -106,6 +114,7 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         changed=bool(plan["mint"] or plan["orphans"] or plan["tag_update"] or guard),
         deny_all=bool(deny_all),
         minted=plan["mint"],
+        dead_access_key_id=dead_key_id,
         access_key_id=None if plan["mint"] else planted_key_id,
         deleted_access_key_ids=plan["orphans"],
         generation=plan["generation"],
@@ -130,7 +139,7 @@ def ensure_present(client, placement: Placement, planted_key_id="", template=DEF
         if plan["tag_update"]:
             calls.tag_user(client, user_name, plan["tag_update"])
     if plan["mint"]:
-        calls.mint(client, user_name, result)
+        calls.mint(client, user_name, result, tags=plan["tags_after"])
     return result
 
 
@@ -147,7 +156,8 @@ def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAU
                   access_key_id=None, generation=0, mapping=None, user_name="", user_arn="", iam_path=iam_path)
 
     if user_name:
-        user = calls.get_user(client, user_name)
+        # Named by a listing that saw it: a NoSuchEntity is a user created seconds ago, not a user gone.
+        user = calls.until_consistent(lambda: calls.get_user(client, user_name), lambda found: found is not None)
         if user is not None and not canary_mapping.is_managed(user.get("Tags")):
             raise PlacementError(f"IAM user {user_name} is not a canary user (no {canary_mapping.TAG_MANAGED} tag); refusing to delete it")
     else:
@@ -164,7 +174,7 @@ def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAU
     tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
     result.update(_user_result(user_name, user, iam_path), generation=generation_of(tags), mapping=canary_mapping.mapping_from_tags(tags))
 
-    key_ids = [key["AccessKeyId"] for key in calls.list_keys(client, user_name)]
+    key_ids = [key["AccessKeyId"] for key in calls.list_keys(client, user_name, expected=calls.recent_recorded_key(tags))]
     doomed = [key_id for key_id in key_ids if not access_key_id or key_id == access_key_id]
     remaining = [key_id for key_id in key_ids if key_id not in doomed]
     result.update(deleted_access_key_ids=doomed, user_deleted=not remaining, changed=bool(doomed) or not remaining)
@@ -179,8 +189,28 @@ def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAU
         for policy_name in policies["PolicyNames"]:
             calls.call(client, "delete_user_policy", f"Failed to delete inline policy {policy_name} of IAM user {user_name}",
                   tolerate=("NoSuchEntity",), UserName=user_name, PolicyName=policy_name)
-        calls.call(client, "delete_user", f"Failed to delete IAM user {user_name}", tolerate=("NoSuchEntity",), UserName=user_name)
+        _delete_user(client, user_name, access_key_id, result)
     return result
+
+
+def _delete_user(client, user_name, access_key_id, result):
+    """DeleteUser; on DeleteConflict (the user holds a key that ListAccessKeys did not show yet: one minted
+    seconds ago), list again until it shows, delete it and try again.  With ``access_key_id`` only that key was
+    to go: the user then stays, with the key it still holds."""
+    for attempt in (1, 2):
+        try:
+            calls.call(client, "delete_user", f"Failed to delete IAM user {user_name}", tolerate=("NoSuchEntity",), UserName=user_name)
+            return
+        except calls.IAMCallError as error:
+            if attempt == 2 or calls.error_code(error.exception) != "DeleteConflict":
+                raise
+        keys = [key["AccessKeyId"] for key in calls.list_keys(client, user_name, at_least=1)]
+        if access_key_id:
+            result.update(user_deleted=False, access_key_id=keys[0] if keys else None)
+            return
+        for key_id in keys:
+            calls.delete_key(client, user_name, key_id)
+            result["deleted_access_key_ids"].append(key_id)
 
 
 def find_user(client, candidates, placement_id: str, key_id=""):
@@ -217,7 +247,8 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
     if user is None:
         return result
     tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
-    plan = plan_rotation_begin(calls.list_keys(client, user_name), planted_key_id, max_age_days, now or datetime.datetime.now(datetime.timezone.utc))
+    keys = calls.list_keys(client, user_name, expected=calls.recent_recorded_key(tags))
+    plan = plan_rotation_begin(keys, planted_key_id, max_age_days, now or datetime.datetime.now(datetime.timezone.utc))
     result.update(
         rotation=plan["rotation"],
         key_age_days=None if plan["age_days"] is None else round(plan["age_days"], 3),
@@ -242,7 +273,7 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
     if not plan["mint"]:
         return result
     # The tags keep naming the planted key until finish_rotation knows which key the host kept.
-    calls.mint(client, user_name, result, record=False)
+    calls.mint(client, user_name, result, record=False, keep=(planted_key_id,))
     return result
 
 
@@ -264,7 +295,10 @@ def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key
         user_name, user = find_user(client, candidates, pid, planted_key_id or "")
     if user is None:
         raise PlacementError(f"profile {placement.profile} in {placement.path} on {placement.host} has no canary IAM user; nothing to finish")
-    plan = plan_rotation_finish(placement, user, calls.list_keys(client, user_name), planted_key_id or "", rotated_key_id)
+    planted_key_id = planted_key_id or ""
+    # The key the host now holds was minted by begin seconds ago: ListAccessKeys may not list it yet.
+    expected = [planted_key_id] if planted_key_id != rotated_key_id else []
+    plan = plan_rotation_finish(placement, user, calls.list_keys(client, user_name, expected=expected), planted_key_id, rotated_key_id)
     result = dict(
         _user_result(user_name, user, iam_path),
         placement_id=pid, changed=bool(plan["doomed"] or plan["tag_update"]), minted=False, rotation=plan["rotation"],

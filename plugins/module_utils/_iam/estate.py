@@ -40,6 +40,7 @@ import datetime
 import math
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import MAX_CONCURRENCY, parallel_map
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import recent_recorded_key, until_consistent
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.credential_report import CredentialReport, credential_report
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import EstateError
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping, iam_reads
@@ -76,9 +77,16 @@ def last_use(date, service, region) -> dict:
     return {"used": True, "date": iso(when), "service_name": iam_reads.plain(service), "region": iam_reads.plain(region)}
 
 
-def listed_keys(call, user_name: str) -> list[dict] | None:
-    """The user's keys from ListAccessKeys; None if the user is gone."""
-    listed = iam_reads.list_access_keys(call, user_name)
+def listed_keys(call, user_name: str, expected=()) -> list[dict] | None:
+    """The user's keys from ListAccessKeys; None if the user is gone.
+
+    ``expected``: key ids recorded on the user seconds ago, read again until listed (IAM's eventual consistency):
+    a retirement must see the key a rotation or seed just handed out, or it keeps the profile that holds it.
+    """
+    listed = until_consistent(
+        lambda: iam_reads.list_access_keys(call, user_name),
+        lambda keys: keys is None or all(key_id in {key["AccessKeyId"] for key in keys} for key_id in expected),
+    )
     if listed is None:
         return None
     return [{"access_key_id": key["AccessKeyId"], "status": key["Status"], "created": utc(key.get("CreateDate"))} for key in listed]
@@ -144,6 +152,7 @@ def placement_row(canary: dict, with_last_use: bool) -> dict:
         "key_create_date": key.get("create_date"),
         "age_days": key.get("age_days"),
         "key_count": len(canary["keys"]),
+        "dead": canary["dead"],
         "inline_policies": canary["inline_policies"],
     })
     if with_last_use:
@@ -163,12 +172,16 @@ def placement_row(canary: dict, with_last_use: bool) -> dict:
 def _read_keys(call: iam_reads.IAMCalls, selected: list, report: CredentialReport | None, concurrency: int) -> tuple[dict, dict]:
     """User name -> keys newest first, and user name -> where they came from.
 
-    From the report where it names every key of the canary, else from ListAccessKeys.
+    From the report where it names every key of the canary, else from ListAccessKeys.  With
+    ``key_source=list_access_keys`` (no report: the listing that is always current, the retire role's), a key
+    recorded seconds ago is waited for until it is listed.
     """
     planted = {user["UserName"]: canary_mapping.planted_key_from_tags(user.get("Tags", [])) for user, _mapping in selected}
     from_report = {name for name, key in planted.items() if report is not None and report.covers(name, key)}
-    to_list = [user["UserName"] for user, _mapping in selected if user["UserName"] not in from_report]
-    listed = dict(zip(to_list, parallel_map(lambda name: listed_keys(call, name), to_list, concurrency)))
+    to_list = [user for user, _mapping in selected if user["UserName"] not in from_report]
+    listed = dict(zip([user["UserName"] for user in to_list], parallel_map(
+        lambda user: listed_keys(call, user["UserName"], recent_recorded_key(user.get("Tags", [])) if report is None else ()),
+        to_list, concurrency)))
     keys_of, source_of = {}, {}
     for user, _mapping in selected:
         name = user["UserName"]
@@ -229,6 +242,7 @@ def list_estate(client, hosts=None, status=None, iam_path=None, last_used=False,
         if user["UserName"] not in keys_of:
             continue
         keys = [key for key in keys_of[user["UserName"]] if not key.get("gone")]
+        recorded = canary_mapping.planted_key_from_tags(user.get("Tags", []))
         canary = {
             "user_name": user["UserName"],
             "user_id": user.get("UserId"),
@@ -240,6 +254,10 @@ def list_estate(client, hosts=None, status=None, iam_path=None, last_used=False,
             "inline_policies": sorted(policy["PolicyName"] for policy in user.get("UserPolicyList") or []),
             "key_source": source_of[user["UserName"]],
             "keys": [_key_result(key, index == 0, now, last_used) for index, key in enumerate(keys)],
+            "key_history": canary_mapping.handed_key_ids(user.get("Tags", [])),
+            # The key the placement was last handed is gone or inactive: its profile holds a key that raises no alert.
+            "dead": recorded is not None and not any(
+                key["access_key_id"] == recorded[0] and key["status"] == "Active" for key in keys),
         }
         orphans.extend(_orphans(canary))
         if status is not None:
@@ -256,6 +274,7 @@ def list_estate(client, hosts=None, status=None, iam_path=None, last_used=False,
         "access_keys": sum(len(canary["keys"]) for canary in canaries),
         "orphans": len(orphans),
         "hosts": len({canary["mapping"]["host"] for canary in canaries}),
+        "dead": sum(1 for canary in canaries if canary["dead"]),
     }
     if last_used:
         summary["used"] = sum(1 for row in placements if row["used"])

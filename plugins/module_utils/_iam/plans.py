@@ -69,16 +69,23 @@ def tags_to_update(current: dict, desired: dict) -> dict:
 
 
 def planted_key_tag_update(current: dict, key) -> dict:
-    """The key-id tags to write so that they name ``key`` (a ListAccessKeys or CreateAccessKey entry); {} when they do."""
-    desired = canary_mapping.planted_key_tags(key["AccessKeyId"], key["CreateDate"])
+    """The key-id tags to write so that they name ``key`` (a ListAccessKeys or CreateAccessKey entry); {} when they do.
+
+    The key history joins the write when the key changes; a user tagged before the history existed is not
+    written for it alone (``handed_key_ids`` counts its access-key-id tag), so a re-run stays without writes.
+    """
+    desired = canary_mapping.planted_key_tags(key["AccessKeyId"], key["CreateDate"], current)
+    if all(current.get(name) == desired[name] for name in (canary_mapping.TAG_ACCESS_KEY_ID, canary_mapping.TAG_ACCESS_KEY_CREATED)):
+        return {}
     return {name: value for name, value in desired.items() if current.get(name) != value}
 
 
 def plan_present(placement: Placement, user, keys, planted_key_id, now) -> dict:
     """What ``state=present`` must do, given what IAM holds (pure; ``user`` None when it does not exist yet).
 
-    ``mint``: no key of the user is both planted and active.  ``orphans``: keys nothing holds, to delete
-    (every key but the planted one; IAM allows two per user, so they go before a mint).  ``tag_update``:
+    ``mint``: no key of the user is both planted and active.  ``orphans``: keys to delete (every key but the
+    planted one, and the planted one too when it is inactive: a dead key the seed re-plants; IAM allows two per
+    user, so they go before a mint).  ``tag_update``:
     the tags to write (planted-at and generation only with a mint).
     """
     key_ids = [key["AccessKeyId"] for key in keys]
@@ -101,7 +108,7 @@ def plan_present(placement: Placement, user, keys, planted_key_id, now) -> dict:
     after = dict(desired, **tag_update) if user is None else dict(current, **tag_update)
     return {
         "mint": mint,
-        "orphans": [key_id for key_id in key_ids if key_id != planted_key_id],
+        "orphans": [key_id for key_id in key_ids if key_id != planted_key_id or not planted_active],
         "tag_update": tag_update,
         "generation": generation,
         "tags_after": after,
@@ -145,13 +152,21 @@ def plan_rotation_begin(keys, planted_key_id, max_age_days, now) -> dict:
 def plan_rotation_finish(placement: Placement, user, keys, planted_key_id, rotated_key_id) -> dict:
     """Pure: which key survives a rotation and what the mapping records afterwards.
 
-    The key the host holds survives when it is an active key of the user; otherwise the old key does
-    (the host never took the new one).  The mapping advances only when the old key still existed, so
-    a repeated finish does not count the same rotation twice.
+    The key the host holds survives when it is an active key of the user; the old key survives when the
+    host holds it, or nothing (the host never took the new one).  A host holding a key IAM does not list,
+    while IAM lists no key but the old one, may hold the new key not yet visible to ListAccessKeys: that is
+    never a roll-back (keeping the old key and recording it would be false); nothing is deleted and the
+    placement fails, for the next run to settle.  The mapping advances only when the old key still existed, so a repeated finish does not count the same rotation twice.
     """
     by_id = {key["AccessKeyId"]: key for key in keys}
     if planted_key_id and by_id.get(planted_key_id, {}).get("Status") == "Active":
         keep = planted_key_id
+    elif planted_key_id and planted_key_id != rotated_key_id and not set(by_id) - {rotated_key_id}:
+        raise PlacementError(
+            f"profile {placement.profile} in {placement.path} on {placement.host} holds access key {planted_key_id}, which its "
+            f"IAM user does not list as active (IAM may not show a new key yet); nothing was deleted: the next rotation or "
+            "seed run settles it"
+        )
     elif rotated_key_id in by_id:
         keep = rotated_key_id
     else:

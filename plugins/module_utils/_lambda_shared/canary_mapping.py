@@ -31,6 +31,13 @@ TAG_LAST_USED_REPORTED = TAG_PREFIX + "last-used-reported"
 # ListAccessKeys call per user.  They are a hint checked against the report, never trusted alone.
 TAG_ACCESS_KEY_ID = TAG_PREFIX + "access-key-id"
 TAG_ACCESS_KEY_CREATED = TAG_PREFIX + "access-key-created"
+# The last KEY_HISTORY_MAX key ids the placement was handed, oldest first, space-separated, written in
+# the same TagUser call as the access-key-id tag.  A profile holding one of them holds this placement's
+# own key, even once IAM no longer has it (deleted by someone else): the seed re-plants such a profile,
+# where a key id it was never handed is someone's real key and is refused.  8 ids of 20 characters fit
+# IAM's 256-character tag value.
+TAG_KEY_HISTORY = TAG_PREFIX + "key-history"
+KEY_HISTORY_MAX = 8
 
 MANAGED_VALUE = "true"
 
@@ -120,9 +127,25 @@ def key_timestamp(value) -> str:
     return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def planted_key_tags(access_key_id: str, create_date) -> dict:
-    """The tags that name the key a placement was handed (``create_date`` as IAM returned it)."""
-    return {TAG_ACCESS_KEY_ID: access_key_id, TAG_ACCESS_KEY_CREATED: key_timestamp(create_date)}
+def handed_key_ids(tags) -> list:
+    """The key ids a placement was handed, oldest first: its key-history tag, and the access-key-id tag of a
+    user tagged before the history existed."""
+    tag_dict = tags_list_to_dict(tags)
+    handed = [key_id for key_id in tag_dict.get(TAG_KEY_HISTORY, "").split() if key_id]
+    current = tag_dict.get(TAG_ACCESS_KEY_ID, "")
+    if current and current not in handed:
+        handed.append(current)
+    return handed[-KEY_HISTORY_MAX:]
+
+
+def planted_key_tags(access_key_id: str, create_date, tags=None) -> dict:
+    """The tags that name the key a placement was handed (``create_date`` as IAM returned it).
+
+    ``tags``: the user's current tags, whose key history the new id joins (the oldest id drops out).
+    """
+    history = [key_id for key_id in handed_key_ids(tags) if key_id != access_key_id] + [access_key_id]
+    return {TAG_ACCESS_KEY_ID: access_key_id, TAG_ACCESS_KEY_CREATED: key_timestamp(create_date),
+            TAG_KEY_HISTORY: " ".join(history[-KEY_HISTORY_MAX:])}
 
 
 def planted_key_from_tags(tags):

@@ -141,6 +141,29 @@ def test_inactive_planted_key_is_not_settled():
     assert placement_filters.unsettled_placements(reads, canaries, "web01", "r") == reads
 
 
+def _dead_canary(host, path, profile, dead, placement=None):
+    return {"user_name": f"{host}-{profile}", "dead": dead,
+            "mapping": {"host": host, "path": path, "profile": profile, "reminder": "web tier",
+                        "placement_id": placement or placement_id(host, path, profile)}}
+
+
+def test_dead_placements_are_the_hosts_dead_located_canaries_as_seed_placements():
+    canaries = [
+        _dead_canary("web01", "/home/deploy/.aws/credentials", "prod", True),
+        _dead_canary("web01", "/root/.aws/credentials", "backup", False),
+        _dead_canary("web02", "/home/deploy/.aws/credentials", "prod", True),
+        # Tags that do not give back the placement id (sanitised): never named, never re-planted.
+        _dead_canary("web01", "/srv/app/.aws/credentials", "ops", True, placement="0" * 20),
+        _dead_canary("web01", "/etc/aws/credentials", "svc", True),
+    ]
+    assert placement_filters.dead_placements(canaries, "web01", True, "ops") == [
+        {"user": "deploy", "path": "/home/deploy/.aws/credentials", "profile": "prod", "reminder": "web tier"},
+        {"user": "root", "path": "/etc/aws/credentials", "profile": "svc", "reminder": "web tier"},
+    ]
+    assert placement_filters.dead_placements(canaries, "web01", False, "ops")[1]["user"] == "ops"
+    assert placement_filters.dead_placements(canaries, "web03") == []
+
+
 def _read_placement(path, profile, key, **placement):
     return {"path": path, "access_key_id": key, "seed_placement": dict({"user": "deploy", "profile": profile}, **placement)}
 

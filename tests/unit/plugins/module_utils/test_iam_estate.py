@@ -247,7 +247,7 @@ def test_lists_canaries_with_their_mapping_and_nothing_else(aws, iam):
     assert [row["host"] for row in result["placements"]] == ["laptop-alice", "web01"]
     assert result["placements"][1]["access_key_id"] == key["AccessKeyId"]
     assert "used" not in result["placements"][1]
-    assert result["summary"] == {"canaries": 2, "access_keys": 2, "orphans": 0, "hosts": 2}
+    assert result["summary"] == {"canaries": 2, "access_keys": 2, "orphans": 0, "hosts": 2, "dead": 0}
     assert key["SecretAccessKey"] not in repr(result)
 
 

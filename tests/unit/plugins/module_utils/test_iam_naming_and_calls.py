@@ -304,9 +304,9 @@ def test_plan_mint_on_a_user_that_held_a_key_bumps_the_generation():
     assert plan["tag_update"] == {cm.TAG_PLANTED_AT: NOW, cm.TAG_GENERATION: "4"}
 
 
-def test_plan_inactive_planted_key_is_replaced_but_kept_until_the_write():
+def test_plan_inactive_planted_key_is_dead_deleted_and_replaced():
     plan = plans.plan_present(PLACEMENT, user_with(), [key("AKIA1", "Inactive"), key("AKIA2")], "AKIA1", NOW)
-    assert plan["mint"] and plan["orphans"] == ["AKIA2"]
+    assert plan["mint"] and plan["orphans"] == ["AKIA1", "AKIA2"]
 
 
 # ---------------------------------------------------------------- IAM calls, stubbed

@@ -250,15 +250,15 @@ def test_a_key_never_planted_is_replaced_and_the_generation_grows(aws, iam, run)
     assert keys_of(iam, first["user_name"]) == {second["access_key_id"]: "Active"}
 
 
-def test_an_inactive_planted_key_is_replaced_and_kept_until_the_next_run(aws, iam, run):
+def test_an_inactive_planted_key_is_dead_deleted_and_replaced(aws, iam, run):
     first = seed(run)
     iam.update_access_key(UserName=first["user_name"], AccessKeyId=first["access_key_id"], Status="Inactive")
     second = seed(run, planted_key_id=first["access_key_id"])
-    assert second["generation"] == 2 and second["deleted_access_key_ids"] == []
-    assert keys_of(iam, first["user_name"]) == {first["access_key_id"]: "Inactive", second["access_key_id"]: "Active"}
-    third = run(**dict(PLACEMENT, planted_key_id=second["access_key_id"]))[0]
-    assert third["deleted_access_key_ids"] == [first["access_key_id"]] and not third["minted"]
+    assert second["generation"] == 2 and second["deleted_access_key_ids"] == [first["access_key_id"]]
+    assert second["dead_access_key_id"] == first["access_key_id"]
     assert keys_of(iam, first["user_name"]) == {second["access_key_id"]: "Active"}
+    third = run(**dict(PLACEMENT, planted_key_id=second["access_key_id"]))[0]
+    assert third["deleted_access_key_ids"] == [] and not third["minted"] and not third["changed"]
 
 
 def test_check_mode_reports_the_mint_and_writes_nothing(aws, iam, run):

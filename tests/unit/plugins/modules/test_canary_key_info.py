@@ -110,7 +110,7 @@ def test_lists_the_estate_read_only(aws, capsys, secrets, estate):
     assert [row["access_key_id"] for row in result["placements"]] == [
         estate["web01"][0]["AccessKeyId"], estate["web02"][1]["AccessKeyId"], None]
     assert [(o["host"], o["reason"]) for o in result["orphans"]] == [("web02", "not_newest"), ("web03", "no_key")]
-    assert result["summary"] == {"canaries": 3, "access_keys": 3, "orphans": 2, "hosts": 3}
+    assert result["summary"] == {"canaries": 3, "access_keys": 3, "orphans": 2, "hosts": 3, "dead": 0}
     assert result["key_source"] == "credential_report"
     # web01's single key comes from the credential report; web02 (two keys) and web03 (none) are listed.
     assert [c["key_source"] for c in result["canaries"]] == ["credential_report", "list_access_keys", "list_access_keys"]
