@@ -93,7 +93,7 @@ def listing(client, everything, key_source):
     """canary_key_info's result for every host, or (None, the failure) when the module would fail the play."""
     try:
         return estate.list_estate(client, hosts=sorted({p[0] for p in everything}), key_source=key_source,
-                                          aws_retry=True), []
+                                  aws_retry=True), []
     except Exception as exc:  # pylint: disable=broad-except
         # The module fails the whole play then (fail_json_aws): nothing else happens in that run.
         return None, [normalised(f"canary_key_info: {type(exc).__name__}: {exc}")]

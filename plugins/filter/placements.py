@@ -32,7 +32,6 @@ class _KeepUnknown(dict):
         return "{" + key + "}"
 
 
-
 def fill_reminder(template, fields):
     """Fill {host}, {path}, {profile}, {user} in a reminder text; leave other braces alone."""
     formatter = string.Formatter()
@@ -43,12 +42,10 @@ def fill_reminder(template, fields):
         return str(template)
 
 
-
 def _desired_reminder(read, host, template):
     placement = read.get("seed_placement", {})
     fields = {"host": host, "path": read.get("path"), "profile": placement.get("profile"), "user": placement.get("user")}
     return fill_reminder(placement.get("reminder") or template, fields)
-
 
 
 def _guarded(canary):
@@ -79,17 +76,14 @@ def _settled_key(read, canaries_by_placement, host, template, deny_all=False):
     return canary
 
 
-
 def _by_placement(canaries):
     return {c.get("mapping", {}).get("placement_id"): c for c in canaries or []}
-
 
 
 def unsettled_placements(read_results, canaries, host, template, deny_all=False):
     """Read results whose placement needs canary_key: anything but an intact, planted canary."""
     index = _by_placement(canaries)
     return [r for r in read_results if _settled_key(r, index, host, template, deny_all) is None]
-
 
 
 def seed_settled_rows(read_results, canaries, host, template, deny_all=False):
@@ -108,7 +102,6 @@ def seed_settled_rows(read_results, canaries, host, template, deny_all=False):
                 "status": "unchanged",
             })
     return rows
-
 
 
 def seed_requests(read_results, canaries, host, template, planted_by, deny_all=False, user_name_template=""):
@@ -144,18 +137,15 @@ def seed_requests(read_results, canaries, host, template, planted_by, deny_all=F
     return requests
 
 
-
 # Request field -> canary_key_batch placement option (the module refuses unknown fields).
 _MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
                   "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id",
                   "user_name_template": "user_name_template", "inline_policies": "inline_policies", "user_name": "user_name"}
 
 
-
 def batch_placements(requests):
     """The requests of every host as canary_key_batch's ``placements``."""
     return [{option: request[field] for field, option in _MODULE_FIELDS.items() if field in request} for request in requests or []]
-
 
 
 def seed_outcomes(outcomes, requests, host):
@@ -179,7 +169,6 @@ def seed_outcomes(outcomes, requests, host):
     ]
 
 
-
 def seed_plants(outcomes):
     """The placements whose key was just minted, as loop items without the secret (``index`` finds it)."""
     return [
@@ -195,7 +184,6 @@ def seed_plants(outcomes):
         for outcome in outcomes or []
         if outcome.get("minted") and not outcome.get("failed")
     ]
-
 
 
 def dead_placements(canaries, host, become=False, login_user=""):
@@ -217,7 +205,6 @@ def dead_placements(canaries, host, become=False, login_user=""):
     ]
 
 
-
 def failed_results(results):
     """Loop results that failed or whose host became unreachable."""
     return [r for r in results if r.get("failed") or r.get("unreachable")]
@@ -228,7 +215,6 @@ def failed_results(results):
 
 # What the rows and the messages need of a begin outcome; never secret_access_key.
 _BEGIN_FIELDS = ("rotation", "user_name", "access_key_id", "rotated_key_id", "key_age_days", "deleted_access_key_ids", "msg")
-
 
 
 def rotate_requests(read_results, host):
@@ -253,7 +239,6 @@ def rotate_requests(read_results, host):
     ]
 
 
-
 def rotate_outcomes(outcomes, requests, host):
     """This host's requests, each with the index and the begin outcome (secret left out) of its placement.
 
@@ -275,7 +260,6 @@ def rotate_outcomes(outcomes, requests, host):
     return mine
 
 
-
 def rotate_plants(outcomes):
     """The placements that got a second key, as loop items without the secret (``index`` finds it)."""
     return [
@@ -293,10 +277,8 @@ def rotate_plants(outcomes):
     ]
 
 
-
 def _lost(result):
     return bool(result.get("failed") or result.get("unreachable"))
-
 
 
 def rotate_landed(write_results, confirm_results):
@@ -324,7 +306,6 @@ def rotate_landed(write_results, confirm_results):
             why = f"the profile holds {held or 'no key'} after the write"
         landed.append(dict(plant, held=held, why=why))
     return landed
-
 
 
 def rotate_finish_placements(outcomes, landed, planted_by=""):

@@ -41,13 +41,11 @@ def _label(item):
     return f"{item.get('path')} [{item.get('profile')}]"
 
 
-
 def _days(outcome):
     try:
         return f"{int(float(outcome.get('key_age_days') or 0))} days old"
     except (TypeError, ValueError):
         return "age unknown"
-
 
 
 def _started(outcome, finish_by_place, missing):
@@ -56,7 +54,6 @@ def _started(outcome, finish_by_place, missing):
     if done is None:
         return {"failed": True, "msg": missing}
     return done
-
 
 
 def rotate_rows(outcomes, finish=None, check_mode=False):
@@ -94,7 +91,6 @@ def rotate_rows(outcomes, finish=None, check_mode=False):
             "status": status,
         })
     return rows
-
 
 
 def rotate_errors(outcomes, landed=None, finish=None, check_mode=False):

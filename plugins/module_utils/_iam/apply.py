@@ -188,7 +188,7 @@ def ensure_absent(client, placement: Placement, access_key_id="", template=DEFAU
         policies = calls.call(client, "list_user_policies", f"Failed to list the inline policies of IAM user {user_name}", UserName=user_name)
         for policy_name in policies["PolicyNames"]:
             calls.call(client, "delete_user_policy", f"Failed to delete inline policy {policy_name} of IAM user {user_name}",
-                  tolerate=("NoSuchEntity",), UserName=user_name, PolicyName=policy_name)
+                       tolerate=("NoSuchEntity",), UserName=user_name, PolicyName=policy_name)
         _delete_user(client, user_name, access_key_id, result)
     return result
 

@@ -205,8 +205,8 @@ def _read_last_use(call: iam_reads.IAMCalls, keys_of: dict, concurrency: int) ->
 
 
 def list_estate(client, hosts=None, status=None, iam_path=None, last_used=False, key_source=CREDENTIAL_REPORT,
-              page_size=MAX_PAGE_SIZE, concurrency=DEFAULT_CONCURRENCY, aws_retry=False, now=None,
-              report_poll_interval=0.5, report_timeout=300.0) -> dict:
+                page_size=MAX_PAGE_SIZE, concurrency=DEFAULT_CONCURRENCY, aws_retry=False, now=None,
+                report_poll_interval=0.5, report_timeout=300.0) -> dict:
     """List the canaries of the account.
 
     hosts       only canaries whose host tag is one of these (exact match, after IAM's tag sanitising)

@@ -156,7 +156,8 @@ def plan_rotation_finish(placement: Placement, user, keys, planted_key_id, rotat
     host holds it, or nothing (the host never took the new one).  A host holding a key IAM does not list,
     while IAM lists no key but the old one, may hold the new key not yet visible to ListAccessKeys: that is
     never a roll-back (keeping the old key and recording it would be false); nothing is deleted and the
-    placement fails, for the next run to settle.  The mapping advances only when the old key still existed, so a repeated finish does not count the same rotation twice.
+    placement fails, for the next run to settle.  The mapping advances only when the old key still existed, so a
+    repeated finish does not count the same rotation twice.
     """
     by_id = {key["AccessKeyId"]: key for key in keys}
     if planted_key_id and by_id.get(planted_key_id, {}).get("Status") == "Active":

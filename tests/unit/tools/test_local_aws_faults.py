@@ -304,7 +304,6 @@ def test_the_cli_flags_set_the_faults():
             proc.wait()
 
 
-
 def test_scripted_lost_answers_parse_and_refuse_bad_items():
     config = faults_mode.FaultConfig.parse("seed=3,lose_responses=CreateAccessKey:1,DeleteUser:2")
     assert config.active and config.scripted_losses() == {"CreateAccessKey": 1, "DeleteUser": 2}

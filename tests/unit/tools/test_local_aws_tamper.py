@@ -155,7 +155,7 @@ def test_the_collections_own_changes_are_recorded_as_roots_and_make_no_alert(aws
 
     records = aws.recorder.records()
     assert [record["eventName"] for record in records] == ["CreateUser", "CreateAccessKey", "TagUser", "DeleteAccessKey",
-                                                         "UntagUser", "DeleteUser"]
+                                                           "UntagUser", "DeleteUser"]
     assert {json.dumps(record["userIdentity"], sort_keys=True) for record in records} == {json.dumps(
         {"type": "Root", "principalId": ACCOUNT, "arn": ROOT, "accountId": ACCOUNT, "accessKeyId": "testing"}, sort_keys=True)}
     assert records[0]["requestParameters"]["tags"][0] == {"key": "canarykeys:managed", "value": "true"}

@@ -50,7 +50,7 @@ OLD3, NEW3 = "AKIAOLD0000000000003", "AKIANEW0000000000003"
 
 # Two hosts in one batch: web01 has a placement due, one failing and one not planted; web02 one due and one not due.
 REQUESTS = (placement_filters.rotate_requests([_read(HOME, "prod", OLD1), _read(ROOT, "backup", "AKIAOTHER00000000001"),
-                                    _read("/home/x/.aws/credentials", "prod", "")], "web01")
+                                               _read("/home/x/.aws/credentials", "prod", "")], "web01")
             + placement_filters.rotate_requests([_read(ROOT, "backup", OLD2), _read(HOME, "prod", OLD3)], "web02"))
 BEGIN = [
     _begin("web01", HOME, "prod", "started", OLD1, NEW1),

@@ -81,7 +81,7 @@ def test_credential_report_slots_status_and_last_use():
     assert (second["slot"], second["status"]) == (2, "Active")
     assert second["created"] == datetime.datetime(2025, 2, 1, tzinfo=UTC)
     assert estate.last_use(*second["report_last_use"]) == {"used": True, "date": "2025-02-20T08:00:00+00:00", "service_name": "sts",
-                                         "region": "eu-west-1"}
+                                                           "region": "eu-west-1"}
     assert report.keys("web04-backup") == []
 
 
