@@ -23,7 +23,6 @@ from ansible_collections.canarykeys.aws.plugins.module_utils._iam import credent
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import iam_reads  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402
-from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
 UTC = datetime.timezone.utc
 REPORT_HEADER = (
@@ -160,18 +159,6 @@ def test_bad_options_fail_before_any_call(options, message):
 
 
 # ---------------------------------------------------------------- against the local AWS
-
-
-@pytest.fixture(scope="module")
-def local_aws():
-    with LocalAWS() as server:
-        yield server
-
-
-@pytest.fixture
-def aws(local_aws):
-    local_aws.reset()
-    return local_aws
 
 
 @pytest.fixture

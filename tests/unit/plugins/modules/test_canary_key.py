@@ -33,7 +33,6 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import calls, naming  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key  # noqa: E402
-from tools.local_aws.server import LocalAWS  # noqa: E402
 
 REGION = "us-east-1"
 ANSIBLE = pathlib.Path(sys.executable).parent / "ansible"
@@ -41,26 +40,6 @@ HOST = "web03.example.com"
 PATH = "/home/deploy/.aws/credentials"
 PLACEMENT = dict(host=HOST, path=PATH, profile_name="prod")
 DENY_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
-
-
-@pytest.fixture(scope="session", name="local_aws")
-def fixture_local_aws():
-    with LocalAWS() as aws:
-        yield aws
-
-
-@pytest.fixture(name="aws")
-def fixture_aws(local_aws, monkeypatch, tmp_path):
-    local_aws.reset()
-    # Never the developer's own AWS configuration: a stray profile would point the module elsewhere.
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_URL", "AWS_ENDPOINT_URL",
-                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY", "AWS_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    return local_aws
 
 
 @pytest.fixture(name="iam")

@@ -27,7 +27,6 @@ from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate 
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key, canary_key_batch  # noqa: E402
 # The local AWS and a clean AWS environment exactly as canary_key's own tests have them.
-from test_canary_key import fixture_aws, fixture_local_aws  # noqa: E402,F401  pylint: disable=unused-import,wrong-import-position
 
 REGION = "us-east-1"
 PLACEMENTS = [

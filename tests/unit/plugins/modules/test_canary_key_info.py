@@ -27,29 +27,12 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key_info  # noqa: E402
 from tools.local_aws.operations import is_read_only  # noqa: E402  pylint: disable=wrong-import-position
-from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def local_aws():
-    with LocalAWS() as server:
-        yield server
-
-
-@pytest.fixture
-def aws(local_aws, monkeypatch, tmp_path):
-    """The local AWS, reset, reached the standard way: AWS_ENDPOINT_URL and fake operator credentials."""
-    local_aws.reset()
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_URL", "EC2_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in local_aws.operator_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return local_aws
+# The local AWS, reset, reached the standard way: AWS_ENDPOINT_URL and fake operator credentials.
+pytestmark = pytest.mark.usefixtures("operator_credentials")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import datetime
 import pytest
 
 from test_canary_key import PLACEMENT
-from test_canary_key import fixture_aws, fixture_iam, fixture_local_aws, fixture_run  # noqa: F401  pylint: disable=unused-import
+from test_canary_key import fixture_iam, fixture_run  # noqa: F401  pylint: disable=unused-import
 from test_canary_key import cm, iam_actions, keys_of, seed, tags_of, writes
 
 

@@ -20,7 +20,6 @@ import time
 import pytest
 
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
-from tools.local_aws.server import LocalAWS
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 PLAYBOOK_BIN = pathlib.Path(sys.executable).parent / "ansible-playbook"
@@ -42,12 +41,6 @@ TAKE = """
       register: lease
     - ansible.builtin.copy: {content: "{{ lease | to_json }}", dest: "{{ result_file }}", mode: "0600"}
 """
-
-
-@pytest.fixture(scope="module")
-def local_aws():
-    with LocalAWS() as server:
-        yield server
 
 
 @pytest.fixture
