@@ -18,7 +18,7 @@ description:
   - The lease is an IAM customer managed policy that nothing attaches, named O(name). Creating it is
     atomic, so exactly one run holds it; its tags record the holder (run id, controller, process,
     play, start and expiry).
-  - A lease whose holder is gone is taken over with a warning: when its expiry passed, or when its
+  - A lease whose holder is gone is taken over with a warning, when its expiry passed or when its
     ansible-playbook process no longer runs on this same controller (a run killed with SIGKILL).
   - Every task of one C(ansible-playbook) process shares one run id, computed on the controller by
     the action plugin of this module, so a role that takes the lease again renews it.
@@ -88,7 +88,7 @@ attributes:
 notes:
   - Needs C(iam:CreatePolicy), C(iam:GetPolicy), C(iam:TagPolicy) and C(iam:DeletePolicy) on the lease
     policy's ARN, and C(sts:GetCallerIdentity).
-  - Run it on the controller (C(delegate_to=localhost)): the process check reads the controller's C(/proc).
+  - Run it on the controller (C(delegate_to=localhost)), since the process check reads the controller's C(/proc).
 """
 
 EXAMPLES = r"""

@@ -318,7 +318,7 @@ def test_a_sudo_login_without_become_seeds_and_retires_by_limit(clean_fleet, aws
     rc, output = run_playbook(SEED, plain)
     assert rc == 0, output[-3000:]
     seeded = placement_users(iam)
-    assert {(host, path, profile) for host, path, profile in seeded} == {
+    assert set(seeded) == {
         *((web, credentials_path(user), profile) for web in fleet.webservers for user, profile in (("deploy", "prod"), ("root", "backup"))),
         *((laptop, credentials_path(fleet.host(laptop).login_user), "deploy") for laptop in fleet.laptops)}
     for host, path, profile in seeded:
@@ -339,7 +339,7 @@ def test_a_sudo_login_without_become_seeds_and_retires_by_limit(clean_fleet, aws
     rc, output = run_playbook(ROTATE, plain, {"max_age_days": 0}, ["--limit", "web01"])
     assert rc == 0, output[-3000:]
     rotated = placement_users(iam)
-    for key, (_, tags, keys) in rotated.items():
+    for key, (_name, tags, keys) in rotated.items():
         assert (tags["canarykeys:generation"] == "2") == (key[0] == "web01") and len(keys) == 1, key
         user = "root" if key[1].startswith("/root/") else key[1].split("/")[2]
         assert keys[0] in fleet.read_file(key[0], user), key

@@ -157,14 +157,14 @@ def test_iams_service_failure_is_retried(aws, monkeypatch):
     # botocore's own retries off: only the wrapper's are left, as when botocore's have run out.
     faults(aws, error_rate=0.5, services=("iam",))
     client = calls.iam_client(_Module(aws, max_attempts=1))
-    for _ in range(4):
+    for _attempt in range(4):
         calls.call(client, "list_users", "list")
     assert aws.faults.counters()["injected"]["error_500"] > 0
     # The same draws without ServiceFailure in the retried codes fail: the test can fail.
     aws.faults.reset()
     plain = _Module(aws, max_attempts=1).client("iam", _FastRetry.jittered_backoff(retries=2))
     with pytest.raises(IAMCallError) as failed:
-        for _ in range(4):
+        for _attempt in range(4):
             calls.call(plain, "list_users", "list")
     assert calls.error_code(failed.value.exception) == "ServiceFailure"
 
