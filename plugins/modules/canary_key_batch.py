@@ -41,6 +41,13 @@ options:
     description: Placements handled at once, 1 to 16.
     type: int
     default: 4
+  user_quota:
+    description:
+      - With O(action=ensure), the most IAM users the account may hold. Before any write, the batch counts the
+        account's users (C(iam:GetAccountSummary)) and the placements that may each create one (those without
+        O(placements[].user_name)), and fails whole, in one line, when they would pass it.
+      - Default, IAM's own quota for the account (5,000). Set it lower to keep room for other users, or for tests.
+    type: int
 notes:
   - Set C(no_log) to V(true) on the task. Every key minted has its secret in its RV(outcomes) entry, which must reach
     its host and nothing else.
@@ -135,12 +142,26 @@ summary:
   sample: {"placements": 2, "changed": 1, "minted": 1, "failed": 1}
 """
 
+from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_id
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import PlacementError
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import quota
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import IAMCallError, PlacementError, error_message
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.options import BATCH_PLACEMENT_SPEC, NAMING_SPEC, validate
+
+
+def check_user_quota(module, client, asked):
+    """Fail the whole batch, before any write, when its new users would pass the account's user quota."""
+    try:
+        users_now, account_quota = quota.account_users(client)
+    except IAMCallError as error:
+        module.fail_json(msg=error_message(error))
+    limit = module.params["user_quota"] if module.params["user_quota"] is not None else account_quota
+    problem = quota.quota_problem(get_aws_account_id(module), users_now, asked, limit)
+    if problem:
+        module.fail_json(msg=problem, users=users_now, asked=asked, user_quota=limit)
 
 
 def main():
@@ -149,6 +170,7 @@ def main():
         action=dict(type="str", default="ensure", choices=list(ACTIONS)),
         max_age_days=dict(type="int", default=0),
         concurrency=dict(type="int", default=4),
+        user_quota=dict(type="int"),
         **NAMING_SPEC,
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -161,6 +183,8 @@ def main():
 
     client = iam_client(module) if params["placements"] else None
     requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
+    if params["action"] == "ensure" and quota.new_users(requests):
+        check_user_quota(module, client, quota.new_users(requests))
     results = run_many(
         client, requests, action=params["action"], concurrency=params["concurrency"],
         template=params["user_name_template"], iam_path=params["iam_path"], deny_all=params["deny_all"], check_mode=module.check_mode,

@@ -223,6 +223,21 @@ def test_check_mode_mints_nothing(clean_fleet, aws, run_playbook):
     assert clean_fleet.read_file("web01", "deploy") is None
 
 
+def test_a_seed_past_the_user_quota_stops_before_writing_to_any_canary(clean_fleet, aws, run_playbook):
+    iam = aws.client("iam")
+    marker = len(aws.calls())
+    placements_asked = len(list(placements(clean_fleet)))
+    rc, output = run_playbook(PLAYBOOK, clean_fleet.inventory, {"seed_user_quota": placements_asked - 1})
+    assert rc != 0
+    assert " ".join(f"has 0 IAM users and this run asks for up to {placements_asked} new canary users, past IAM's quota of "
+                    f"{placements_asked - 1} users per account; nothing was changed.".split()) in " ".join(output.split())
+    writes = [c["action"] for c in aws.calls()[marker:] if c["service"] == "iam" and not re.match(r"(Get|List|Generate)", c["action"] or "")]
+    # Only the estate lease, taken and released around the refusal (docs/overlap.md): no canary was touched.
+    assert sorted(writes) == ["CreatePolicy", "DeletePolicy"]
+    assert not canary_users(iam)
+    assert clean_fleet.read_file("web01", "deploy") is None
+
+
 def test_faults_fail_their_placement_clearly_and_lose_nothing(clean_fleet, aws, run_playbook):
     """Four faults at once, one per host, in one run (each is independent of the others):
 

@@ -194,3 +194,25 @@ def test_a_user_named_under_an_earlier_naming_keeps_its_name_when_its_host_lost_
     # A listed name that is not this placement's is not taken: the placement's own names are.
     [other] = run(placements=[dict(PLACEMENTS[2], user_name="web01-terraform")])[0]["outcomes"]
     assert other["user_name"] == "web02-prod"
+
+
+def test_a_batch_that_would_pass_the_user_quota_stops_before_any_write(aws, run):
+    iam = aws.client("iam", direct=True)
+    for index in range(3):  # the account's other users
+        iam.create_user(UserName=f"someone-{index}")
+    mark = len(aws.calls())
+    result, _printed = run(placements=PLACEMENTS, user_quota=6)
+    assert result["failed"] is True
+    assert result["msg"].startswith("Account 123456789012 has 3 IAM users and this run asks for up to 4 new canary users, "
+                                    "past IAM's quota of 6 users per account; nothing was changed.")
+    assert "\n" not in result["msg"]
+    assert iam_writes(aws, mark) == {}
+    # A placement whose user the bulk read named counts as no new user: the same four fit once two are known.
+    first, _printed = run(placements=PLACEMENTS[:2], user_quota=6)
+    assert not first.get("failed") and first["summary"]["minted"] == 2
+    known = [dict(placement, user_name=outcome["user_name"]) for placement, outcome in zip(PLACEMENTS[:2], first["outcomes"])]
+    second, _printed = run(placements=known + PLACEMENTS[2:], user_quota=7)
+    assert not second.get("failed"), second.get("msg")
+    # IAM's own quota (5,000 in moto as in AWS) applies when none is set.
+    third, _printed = run(placements=PLACEMENTS[2:])
+    assert not third.get("failed")
