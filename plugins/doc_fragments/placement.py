@@ -5,84 +5,49 @@
 
 canary_key takes one placement as top-level options (DOCUMENTATION); canary_key_batch takes a list of
 them as O(placements) (fragment ``canarykeys.aws.placement.batch``).  Their argument spec is
-module_utils/_iam/options.py's PLACEMENT_SPEC.
+module_utils/_iam/options.py's PLACEMENT_SPEC.  Both are plain strings, as ansible-test's yamllint
+requires of a fragment; tests/unit/plugins/doc_fragments/test_placement.py checks that the batch's
+suboptions are the single placement's options plus its own, so the two cannot drift.
 """
 
 from __future__ import annotations
 
-import textwrap
-
-# The options of one placement, at the indentation of a top-level option.
-_PLACEMENT_OPTIONS = r"""
-host:
-  description:
-    - The inventory host name of the placement (normally C(inventory_hostname)).
-    - Its short name (first DNS label, or an IP address with dashes) becomes part of the user name.
-  required: true
-  type: str
-path:
-  description:
-    - The absolute path of the credentials file on the host, for example C(/home/deploy/.aws/credentials).
-  required: true
-  type: str
-profile_name:
-  description:
-    - The profile of the credentials file that holds the key.
-    - This is the placement's profile, not the AWS profile the controller calls IAM with (that is C(profile), alias
-      C(aws_profile), as in every amazon.aws module).
-  required: true
-  type: str
-reminder:
-  description:
-    - Free text recorded with the key and quoted by every alert, for example who to call.
-    - Sanitised to the characters IAM allows in tag values and cut to 256 characters.
-    - V("") leaves the recorded reminder as it is.
-  type: str
-  default: ""
-planted_by:
-  description:
-    - Who or what planted the key (a play name), recorded in a tag.
-    - V("") leaves the recorded value as it is.
-  type: str
-  default: ""
-"""
-
-_BATCH_ONLY = r"""
-planted_key_id:
-  description:
-    - The access key id the profile holds now, as read from the host; empty when it holds none.
-    - With O(action=finish), the key the profile holds after the write, as read back.
-  type: str
-rotated_key_id:
-  description: With O(action=finish), the key the profile held before the rotation began. Required then.
-  type: str
-user_name_template:
-  description:
-    - This placement's own O(user_name_template), for an estate that names each group its own way (a person's
-      name on laptops, a service name on servers). Unset, the batch's O(user_name_template).
-  type: str
-  version_added: 0.1.0
-inline_policies:
-  description:
-    - The inline policy names of the placement's user as M(canarykeys.aws.canary_key_info) listed them
-      (RV(canarykeys.aws.canary_key_info#module:canaries[].inline_policies)); with them O(deny_all) is settled without an
-      C(iam:ListUserPolicies) call. Unset, the module reads them.
-  type: list
-  elements: str
-  version_added: 0.1.0
-user_name:
-  description:
-    - The placement's existing IAM user as M(canarykeys.aws.canary_key_info) listed it, whatever its name. With
-      O(action=ensure) it is tried first and used only if its C(canarykeys:placement) tag is this placement's, so a user
-      named under an earlier naming keeps its name. Unset, the user is found by its candidate names and by the key the
-      profile holds.
-  type: str
-  version_added: 0.1.0
-"""
-
 
 class ModuleDocFragment:
-    DOCUMENTATION = "options:" + textwrap.indent(_PLACEMENT_OPTIONS, "  ")
+    DOCUMENTATION = r"""
+options:
+  host:
+    description:
+      - The inventory host name of the placement (normally C(inventory_hostname)).
+      - Its short name (first DNS label, or an IP address with dashes) becomes part of the user name.
+    required: true
+    type: str
+  path:
+    description:
+      - The absolute path of the credentials file on the host, for example C(/home/deploy/.aws/credentials).
+    required: true
+    type: str
+  profile_name:
+    description:
+      - The profile of the credentials file that holds the key.
+      - This is the placement's profile, not the AWS profile the controller calls IAM with (that is C(profile), alias
+        C(aws_profile), as in every amazon.aws module).
+    required: true
+    type: str
+  reminder:
+    description:
+      - Free text recorded with the key and quoted by every alert, for example who to call.
+      - Sanitised to the characters IAM allows in tag values and cut to 256 characters.
+      - V("") leaves the recorded reminder as it is.
+    type: str
+    default: ""
+  planted_by:
+    description:
+      - Who or what planted the key (a play name), recorded in a tag.
+      - V("") leaves the recorded value as it is.
+    type: str
+    default: ""
+"""
 
     BATCH = r"""
 options:
@@ -92,4 +57,67 @@ options:
     type: list
     elements: dict
     required: true
-    suboptions:""" + textwrap.indent(_PLACEMENT_OPTIONS + _BATCH_ONLY, "      ")
+    suboptions:
+      host:
+        description:
+          - The inventory host name of the placement (normally C(inventory_hostname)).
+          - Its short name (first DNS label, or an IP address with dashes) becomes part of the user name.
+        required: true
+        type: str
+      path:
+        description:
+          - The absolute path of the credentials file on the host, for example C(/home/deploy/.aws/credentials).
+        required: true
+        type: str
+      profile_name:
+        description:
+          - The profile of the credentials file that holds the key.
+          - This is the placement's profile, not the AWS profile the controller calls IAM with (that is C(profile), alias
+            C(aws_profile), as in every amazon.aws module).
+        required: true
+        type: str
+      reminder:
+        description:
+          - Free text recorded with the key and quoted by every alert, for example who to call.
+          - Sanitised to the characters IAM allows in tag values and cut to 256 characters.
+          - V("") leaves the recorded reminder as it is.
+        type: str
+        default: ""
+      planted_by:
+        description:
+          - Who or what planted the key (a play name), recorded in a tag.
+          - V("") leaves the recorded value as it is.
+        type: str
+        default: ""
+
+      planted_key_id:
+        description:
+          - The access key id the profile holds now, as read from the host; empty when it holds none.
+          - With O(action=finish), the key the profile holds after the write, as read back.
+        type: str
+      rotated_key_id:
+        description: With O(action=finish), the key the profile held before the rotation began. Required then.
+        type: str
+      user_name_template:
+        description:
+          - This placement's own O(user_name_template), for an estate that names each group its own way (a person's
+            name on laptops, a service name on servers). Unset, the batch's O(user_name_template).
+        type: str
+        version_added: 0.1.0
+      inline_policies:
+        description:
+          - The inline policy names of the placement's user as M(canarykeys.aws.canary_key_info) listed them
+            (RV(canarykeys.aws.canary_key_info#module:canaries[].inline_policies)); with them O(deny_all) is settled without an
+            C(iam:ListUserPolicies) call. Unset, the module reads them.
+        type: list
+        elements: str
+        version_added: 0.1.0
+      user_name:
+        description:
+          - The placement's existing IAM user as M(canarykeys.aws.canary_key_info) listed it, whatever its name. With
+            O(action=ensure) it is tried first and used only if its C(canarykeys:placement) tag is this placement's, so a user
+            named under an earlier naming keeps its name. Unset, the user is found by its candidate names and by the key the
+            profile holds.
+        type: str
+        version_added: 0.1.0
+"""

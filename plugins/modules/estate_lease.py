@@ -74,6 +74,7 @@ options:
     type: str
     default: ""
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -84,6 +85,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: N/A
     platforms: aws
 notes:
   - Needs C(iam:CreatePolicy), C(iam:GetPolicy), C(iam:TagPolicy) and C(iam:DeletePolicy) on the lease
