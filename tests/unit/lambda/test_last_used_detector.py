@@ -44,8 +44,13 @@ PAYLOAD_FIELDS = ["detector", "alert", "account_id", "iam_user", "access_key_id"
 
 
 @pytest.fixture(autouse=True)
-def detector(aws):
-    """moto for every test, and no IAM client left over from another test's mock."""
+def detector(aws, monkeypatch):
+    """moto for every test, no IAM client left over from another test's mock, and no waiting.
+
+    The pace (CANARY_IAM_CALLS_PER_SECOND) is tested on its own; here it would only slow the tests.
+    """
+    monkeypatch.setenv("CANARY_IAM_CALLS_PER_SECOND", "10000")
+    monkeypatch.setattr(last_used_detector, "REPORT_POLL_SECONDS", 0.01)
     last_used_detector.reset_state()
     yield last_used_detector
     last_used_detector.reset_state()
