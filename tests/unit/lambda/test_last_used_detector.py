@@ -31,6 +31,7 @@ import alert_channels
 import alert_payload
 import canary_mapping
 import last_used_detector
+import scan_cursor
 
 ACCOUNT = "123456789012"
 PATH = "/home/deploy/.aws/credentials"
@@ -62,7 +63,11 @@ def iam():
 
 
 class Planted:
-    """A canary user with one key (or more). The secret stays in this object: nothing may print it."""
+    """A canary user with one key (or more). The secret stays in this object: nothing may print it.
+
+    A canary's key is named on the user (key-id tags) as canary_key leaves it; ``add_key`` makes a key
+    nobody named (a rotation that crashed before it tagged, a key made by hand).
+    """
 
     def __init__(self, iam, user, iam_path="/", **mapping):
         self.iam = iam
@@ -73,11 +78,14 @@ class Planted:
             iam.create_user(UserName=user, Path=iam_path, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
         else:
             iam.create_user(UserName=user, Path=iam_path)
-        self.key_id = self.add_key()
+        self.key_id = self.add_key(named=bool(mapping))
 
-    def add_key(self):
+    def add_key(self, named=False):
         created = self.iam.create_access_key(UserName=self.user)["AccessKey"]
         self.keys[created["AccessKeyId"]] = created["SecretAccessKey"]
+        if named:
+            tags = canary_mapping.planted_key_tags(created["AccessKeyId"], created["CreateDate"])
+            self.iam.tag_user(UserName=self.user, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
         return created["AccessKeyId"]
 
     def use(self, key_id=None, service="sts", region="us-east-1"):
@@ -226,13 +234,18 @@ def test_unused_keys_and_other_users_never_alert_at_the_documented_cost(plant, g
     plant("alice.admin").use(service="sqs")
 
     summary = last_used_detector.handler({}, context)
-    last_used_detector.handler({}, context)
+    again = last_used_detector.handler({}, context)
 
     assert generic_webhook.requests == []
     assert (summary["users"], summary["canaries"], summary["keys"], summary["used_keys"], summary["alerts"]) == (5, 3, 4, 0, 0)
-    # ceil(U / 1000) GetAccountAuthorizationDetails + C ListAccessKeys + K GetAccessKeyLastUsed, no write.
-    assert summary["iam_calls"] == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3, "GetAccessKeyLastUsed": 4}
-    assert wire_calls == {name: 2 * count for name, count in summary["iam_calls"].items()}
+    # ceil(U / 1000) GetAccountAuthorizationDetails + the credential report (IAM starts it, then it is
+    # COMPLETE) + 1 GetAccessKeyLastUsed for each of the 2 canaries it confirms + ListAccessKeys and
+    # GetAccessKeyLastUsed x 2 for the one it does not (two keys); no write.
+    assert summary["iam_calls"] == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2, "GetCredentialReport": 1,
+                                    "ListAccessKeys": 1, "GetAccessKeyLastUsed": 4}
+    assert (summary["confirmed_by_report"], summary["listed"], summary["cycle_runs"], summary["deferred"]) == (2, 1, 1, 0)
+    assert again["iam_calls"] == dict(summary["iam_calls"], GenerateCredentialReport=1)
+    assert wire_calls == {name: summary["iam_calls"][name] + again["iam_calls"][name] for name in summary["iam_calls"]}
     assert iam.list_user_tags(UserName="ci-deployer")["Tags"] == [] == iam.list_user_tags(UserName="alice.admin")["Tags"]
 
 
@@ -246,7 +259,7 @@ def test_only_canaries_under_the_iam_path_are_read(monkeypatch, plant, generic_w
     summary = last_used_detector.handler({}, context)
 
     # The function's role may read keys under the path only: a user elsewhere is not even tried.
-    assert summary["iam_calls"]["ListAccessKeys"] == 1 and summary["canaries"] == 1
+    assert summary["iam_calls"]["GetAccessKeyLastUsed"] == 1 and summary["canaries"] == 1
     assert [alert["iam_user"] for alert in generic_webhook.json_bodies()] == ["web04-backup"]
 
 
@@ -310,8 +323,9 @@ def test_two_used_keys_report_oldest_first_and_the_tag_never_skips_a_lost_one(pl
 
 
 class RefusingIam:
-    """moto's IAM with two things moto does not do: refuse one user's keys (AccessDenied, as a policy
-    that misses a user would) and page GetAccountAuthorizationDetails the way IAM does."""
+    """moto's IAM with two things moto does not do: fail on one user's keys (AccessDenied on the listing, as
+    a policy that misses a user would; an IAM failure on the key) and page GetAccountAuthorizationDetails
+    the way IAM does."""
 
     def __init__(self, client, refused_user, page_size):
         self.client = client
@@ -332,6 +346,12 @@ class RefusingIam:
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListAccessKeys")
         return self.client.list_access_keys(UserName=UserName)
 
+    def get_access_key_last_used(self, AccessKeyId):  # noqa: N803
+        refused = [key["AccessKeyId"] for key in self.client.list_access_keys(UserName=self.refused_user)["AccessKeyMetadata"]]
+        if AccessKeyId in refused:
+            raise ClientError({"Error": {"Code": "ServiceFailure", "Message": "internal failure"}}, "GetAccessKeyLastUsed")
+        return self.client.get_access_key_last_used(AccessKeyId=AccessKeyId)
+
     def __getattr__(self, name):
         return getattr(self.client, name)
 
@@ -351,14 +371,24 @@ def test_an_unreadable_canary_fails_the_scan_but_not_the_others(plant, generic_w
     assert (summary["read_errors"], summary["recorded"], summary["iam_calls"]["GetAccountAuthorizationDetails"]) == (1, 4, 3)
 
 
-def test_no_canary_is_started_without_time_for_it(web03, generic_webhook, context):
-    web03.use()
-    context.get_remaining_time_in_millis = lambda: 5000
+def test_no_canary_is_started_without_time_for_it_and_the_next_run_resumes_there(plant, generic_webhook, context):
+    canaries = sorted((plant(f"web0{index}-backup", f"web0{index}") for index in range(1, 3)),
+                      key=lambda canary: scan_cursor.ring_position(canary.user))
+    for canary in canaries:
+        canary.use()
+    # Time for the report and the plan, and for the first canary; then 5 seconds left.
+    left = iter([30000, 30000, 30000])
+    context.get_remaining_time_in_millis = lambda: next(left, 5000)
 
     with pytest.raises(last_used_detector.IncompleteScan, match="1 unchecked"):
         last_used_detector.handler({}, context)
 
-    assert generic_webhook.requests == [] and web03.reported() is None
+    assert [alert["iam_user"] for alert in generic_webhook.json_bodies()] == [canaries[0].user]
+    assert canaries[1].reported() is None
+    context.get_remaining_time_in_millis = lambda: 30000
+    summary = last_used_detector.handler({}, context)
+    # It resumed with the canary left unchecked, and went on round the ring.
+    assert [item["iam_user"] for item in summary["sent"]] == [canaries[1].user] and canaries[1].reported()
 
 
 def test_an_unreadable_reported_tag_counts_as_nothing_reported(web03, iam, generic_webhook, context, caplog):
@@ -418,18 +448,19 @@ def test_the_context_is_optional():
     assert last_used_detector._remaining_seconds(types.SimpleNamespace(get_remaining_time_in_millis=lambda: 1500))() == 1.5  # pylint: disable=protected-access
 
 
-def test_the_role_grants_exactly_what_a_scan_calls(web03, generic_webhook, context, wire_calls):
+def test_the_role_grants_exactly_what_a_scan_calls(web03, plant, generic_webhook, context, wire_calls):
     (deploy,) = [task for task in yaml.safe_load(ROLE_TASKS.read_text()) if task["name"] == "Deploy the last-used detector"]
     function = deploy["vars"]
     statements = {statement["Sid"]: statement for statement in function["detection_fn_statements"]}
     granted = {action for statement in statements.values()
                for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
     web03.use()
+    plant("db01-backup", "db01").add_key()  # a key its tags do not name: listed
 
     last_used_detector.handler({}, context)  # lists, reads, alerts (SNS off: the webhook) and records
 
     assert {f"iam:{name}" for name in wire_calls} | {"sns:Publish"} == granted
     assert function["detection_fn_handler"] == "last_used_detector.handler"
     condition = statements["RecordReportedUse"]["Condition"]
-    assert condition["ForAllValues:StringEquals"]["aws:TagKeys"] == [canary_mapping.TAG_LAST_USED_REPORTED]
+    assert condition["ForAllValues:StringEquals"]["aws:TagKeys"] == [canary_mapping.TAG_LAST_USED_REPORTED, scan_cursor.TAG_LAST_USED_CURSOR]
     assert condition["StringEquals"] == {f"aws:ResourceTag/{canary_mapping.TAG_MANAGED}": canary_mapping.MANAGED_VALUE}
