@@ -250,9 +250,11 @@ class Plan:
             self.resume = (index + 1) % len(self.ring)
         self.checks = [(canary, True) for canary in self.retries] + [(canary, canary.confirmed is None) for _i, canary in self.walk]
         self.deferred = len(self.ring) - len(self.checks)
-        whole = sum(cost(canary) for canary in self.ring)
         # Runs to reach every key at this run's capacity: a use just after its key was read waits that long.
-        self.cycle_runs = max(1, math.ceil(whole / available)) if available > 0 else None
+        # A run stops where the next canary does not fit, so it may leave up to LISTED_COST - 1 calls unused.
+        whole = sum(cost(canary) for canary in self.ring)
+        filled = available - (LISTED_COST - 1 if any(cost(canary) > 1 for canary in self.ring) else 0)
+        self.cycle_runs = max(1, math.ceil(whole / filled)) if filled > 0 else None
 
     def next_position(self, stopped_at=None) -> str:
         """Where the next run resumes: after this slice, or at the first canary of the walk left for lack of time.

@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 import alert_channels
 import alert_payload
 import canary_mapping
+import iam_reads
 import last_used_detector
 import scan_cursor
 
@@ -261,6 +262,140 @@ def test_only_canaries_under_the_iam_path_are_read(monkeypatch, plant, generic_w
     # The function's role may read keys under the path only: a user elsewhere is not even tried.
     assert summary["iam_calls"]["GetAccessKeyLastUsed"] == 1 and summary["canaries"] == 1
     assert [alert["iam_user"] for alert in generic_webhook.json_bodies()] == ["web04-backup"]
+
+
+# ---------------------------------------------------------------- keys the tags do not name
+
+
+@pytest.fixture
+def wire_keys(detector):
+    """The access key ids of every GetAccessKeyLastUsed the detector's client sends, in order."""
+    keys = []
+    detector.iam_client().meta.events.register("provide-client-params.iam.GetAccessKeyLastUsed",
+                                                lambda params, **_kwargs: keys.append(params["AccessKeyId"]))
+    return keys
+
+
+def test_a_second_key_left_by_a_crashed_rotation_is_listed_and_its_use_reported(plant, generic_webhook, context, wire_calls):
+    plant("web01-backup", "web01")
+    crashed = plant("db01-backup", "db01")
+    leftover = crashed.add_key()  # the rotation made a key, then died before tagging or deleting anything
+    when = stamp(crashed.use(leftover, service="s3")["LastUsedDate"])
+
+    summary = last_used_detector.handler({}, context)
+
+    assert [(alert["iam_user"], alert["access_key_id"], alert["last_seen"]) for alert in generic_webhook.json_bodies()] == [
+        ("db01-backup", leftover, when)]
+    # Only the canary the report does not confirm (two keys) is listed; the other's key is read directly.
+    assert (summary["listed"], summary["confirmed_by_report"], summary["keys"]) == (1, 1, 3)
+    assert wire_calls["ListAccessKeys"] == 1 and wire_calls["GetAccessKeyLastUsed"] == 3
+
+
+def test_a_key_the_tags_do_not_name_is_listed_and_its_use_reported(plant, iam, generic_webhook, context, wire_calls):
+    replaced = plant("web02-backup", "web02")
+    iam.delete_access_key(UserName=replaced.user, AccessKeyId=replaced.key_id)
+    time.sleep(1.1)  # the report names keys by their second of creation: another second, another key
+    other = replaced.add_key()  # made by hand (or by a crashed rotation): the tags still name the deleted key
+    when = stamp(replaced.use(other)["LastUsedDate"])
+
+    summary = last_used_detector.handler({}, context)
+
+    assert [(alert["access_key_id"], alert["last_seen"]) for alert in generic_webhook.json_bodies()] == [(other, when)]
+    assert (summary["listed"], summary["confirmed_by_report"]) == (1, 0) and wire_calls["ListAccessKeys"] == 1
+
+
+def test_a_named_key_gone_since_the_report_is_listed_on_the_next_run(plant, iam, generic_webhook, context, monkeypatch):
+    """The report may be hours old: a planted key deleted since is retried with a listing, not lost."""
+    canary = plant("web03-backup", "web03")
+    stale = last_used_detector.read_report
+    report = {}
+
+    def old_report(call, wait):
+        report.setdefault("first", stale(call, wait))
+        return report["first"]
+
+    monkeypatch.setattr(last_used_detector, "read_report", old_report)
+    last_used_detector.handler({}, context)  # the report of this moment: one key, the named one
+    iam.delete_access_key(UserName=canary.user, AccessKeyId=canary.key_id)
+    newer = canary.add_key()  # a rotation that has not tagged yet
+    canary.use(newer)
+
+    first = last_used_detector.handler({}, context)
+    second = last_used_detector.handler({}, context)
+
+    assert (first["alerts"], first["listed"]) == (0, 0)
+    assert (second["retried"], second["listed"], [item["access_key_id"] for item in second["sent"]]) == (1, 1, [newer])
+
+
+# ---------------------------------------------------------------- the budget and the rotation
+
+
+def test_the_pace_spaces_calls_whatever_the_threads():
+    clock = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+
+    calls = iam_reads.IAMCalls(types.SimpleNamespace(list_users=lambda: {}), rate=4, sleep=sleep, clock=lambda: clock[0])
+    for _ in range(5):
+        calls("list_users")
+
+    # Five calls at once: the first now, each next one a quarter of a second after the one before.
+    assert slept == [0.25, 0.5, 0.75, 1.0] and calls.counts == {"ListUsers": 5}
+
+
+@pytest.mark.parametrize("budget", [9, 14])
+def test_each_run_keeps_to_its_budget_and_every_key_is_read_within_the_promised_runs(
+        budget, plant, generic_webhook, context, monkeypatch, wire_calls, wire_keys):
+    monkeypatch.setattr(last_used_detector, "MIN_CALLS_PER_RUN", 5)
+    monkeypatch.setenv("CANARY_IAM_CALLS_PER_RUN", str(budget))
+    canaries = [plant(f"web{index:02d}-backup", f"web{index:02d}") for index in range(12)]
+    crashed = canaries[5]
+    crashed.add_key()  # one canary the report cannot confirm: 3 calls at most
+    every_key = {key for canary in canaries for key in canary.keys}
+
+    runs = []
+    for run in range(12):
+        if run == 4:
+            used_at = stamp(canaries[0].use()["LastUsedDate"])
+        before_calls, before_keys = dict(wire_calls), len(wire_keys)
+        summary = last_used_detector.handler({}, context)
+        made = {name: count - before_calls.get(name, 0) for name, count in wire_calls.items()}
+        alert_writes = sum(1 for item in summary["sent"] if item["recorded"])
+        # Reads and the cursor's write stay within the budget; an alert's record comes on top.
+        assert sum(made.values()) - alert_writes <= budget
+        runs.append((set(wire_keys[before_keys:]), summary))
+
+    # The first run waits for IAM to build the report (one more call): its capacity is a call less.
+    (cycle,) = {summary["cycle_runs"] for _keys, summary in runs[1:]}
+    assert cycle > 1 and runs[0][1]["cycle_runs"] >= cycle
+    # Whatever run one starts from, the `cycle_runs` runs from there read every key.
+    for start in range(len(runs) - cycle):
+        promised = runs[start][1]["cycle_runs"]
+        assert set().union(*(keys for keys, _summary in runs[start:start + promised])) == every_key
+    # The use is reported once, within a cycle of the run after it.
+    alerts = generic_webhook.json_bodies()
+    assert [(alert["iam_user"], alert["last_seen"]) for alert in alerts] == [(canaries[0].user, used_at)]
+    assert next(index for index, (_keys, summary) in enumerate(runs) if summary["alerts"]) < 4 + cycle
+
+
+def test_an_alert_nobody_took_is_checked_first_by_the_next_run(plant, webhook, context, monkeypatch, retry_sleeps):
+    monkeypatch.setattr(last_used_detector, "MIN_CALLS_PER_RUN", 5)
+    monkeypatch.setenv("CANARY_IAM_CALLS_PER_RUN", "8")
+    monkeypatch.setenv("CANARY_WEBHOOK_URL", webhook.url)
+    canaries = sorted((plant(f"web{index:02d}-backup", f"web{index:02d}") for index in range(10)),
+                      key=lambda canary: scan_cursor.ring_position(canary.user))
+    used = canaries[0]  # first on the ring: the first run reads it
+    used.use()
+    webhook.statuses = [404]
+
+    with pytest.raises(last_used_detector.AlertDeliveryFailed):
+        last_used_detector.handler({}, context)
+    summary = last_used_detector.handler({}, context)
+
+    assert summary["retried"] == 1 and [item["iam_user"] for item in summary["sent"]] == [used.user]
+    assert used.reported() is not None and summary["deferred"] > 0
 
 
 # ---------------------------------------------------------------- failures
