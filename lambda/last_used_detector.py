@@ -235,8 +235,13 @@ class Plan:
         self.start = 0
         if cursor is not None:
             self.start = next((index for index, canary in enumerate(self.ring) if canary.position >= cursor.next), 0)
-        self.retries = [by_position[position] for position in (cursor.retry if cursor else ()) if position in by_position]
-        spent = sum(cost(canary, True) for canary in self.retries)
+        # Checked again first, within the budget too; those it cannot take wait for the run after.
+        self.retries, self.retries_left, spent = [], [], 0
+        for position in (cursor.retry if cursor else ()):
+            if position in by_position:
+                fits = spent + cost(by_position[position], True) <= available
+                (self.retries if fits else self.retries_left).append(by_position[position])
+                spent += cost(by_position[position], True) if fits else 0
         self.walk = []  # (ring index, canary), in ring order from the cursor
         self.resume = self.start
         for step in range(len(self.ring)):
@@ -448,7 +453,7 @@ def _save_cursor(call: IamCalls, plan: Plan, previous, stopped_at, scan: _Scan) 
 
     if not plan.ring:
         return
-    retry = list(dict.fromkeys(canary.position for canary in scan.retry))
+    retry = list(dict.fromkeys(canary.position for canary in scan.retry + plan.retries_left))
     if len(retry) > scan_cursor.MAX_RETRIES:
         LOGGER.warning("%d canaries to check again; the first %d next run, the others in their turn",
                        len(retry), scan_cursor.MAX_RETRIES)
