@@ -90,6 +90,7 @@ bench: setup system-deps
 	$(BIN)/python benchmarks/bench_rotate.py
 	$(BIN)/python benchmarks/bench_alert_handler.py
 	$(BIN)/python benchmarks/bench_canary_key_info.py
+	$(BIN)/python benchmarks/bench_last_used.py
 
 clean:
 	rm -rf .sandbox .tmp .collections

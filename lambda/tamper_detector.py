@@ -13,7 +13,7 @@ an IAM call that CloudTrail logs and EventBridge delivers (``AWS API Call via Cl
   credentials, existence, name or mapping tags.  A failed call changed nothing and is passed over
   (a canary key's own denied attempt still alerts as a use of the key, detector ``cloudtrail``).
   Tag changes count only when they touch a mapping tag (``canarykeys:*``), and never the
-  last-used detector's own ``canarykeys:last-used-reported``.
+  last-used detector's own ``canarykeys:last-used-reported`` and ``-cursor``.
 * **On which users**: the target (``requestParameters.userName``, else the caller itself) must be a
   canary by its mapping tags, read now; for a user already deleted, or whose mapping tags were just
   removed, the mapping the handler remembers from an earlier read (``UserDirectory.remembered``).
@@ -35,6 +35,7 @@ import re
 
 import alert_payload
 import canary_mapping
+import scan_cursor
 
 EVENT_SOURCE = "iam.amazonaws.com"
 
@@ -55,7 +56,7 @@ TAG_CALLS = frozenset(("TagUser", "UntagUser"))
 # AWS's own quarantine (AWSCompromisedKeyQuarantine, ...V2, ...V3) when it finds a key exposed.
 QUARANTINE_POLICY_RE = re.compile(r"^arn:aws[\w-]*:iam::aws:policy/AWSCompromisedKeyQuarantine\w*$")
 # Tags the detection itself writes: a change to them is the detection at work, not tampering.
-DETECTION_TAGS = frozenset((canary_mapping.TAG_LAST_USED_REPORTED,))
+DETECTION_TAGS = frozenset((canary_mapping.TAG_LAST_USED_REPORTED, scan_cursor.TAG_LAST_USED_CURSOR))
 # Quoted request parameters are cut at this length (a whole policy document can be 6 KB and more).
 MAX_PARAMETER_CHARS = 2048
 # Parameter names whose value is never quoted, whatever a record holds (CloudTrail omits passwords,

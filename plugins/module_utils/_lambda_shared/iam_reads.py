@@ -12,6 +12,8 @@ retrying client (``aws_retry=True``), the Lambda a plain boto3 client with stand
   ``GetAccountAuthorizationDetails`` with ``Filter=["User"]``: every user *with its tags*, up to 1,000
   per page.  Its cost grows with pages, not users.
 * No bulk IAM read returns access key ids: ``ListAccessKeys`` (one call per user) is the listing of ids.
+  The credential report (credential_report.py) and the key-id tags the seed writes name them for most
+  canaries without it.
 * ``GetAccessKeyLastUsed`` is the one always-current record of a key's last use.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 try:  # in the collection
     from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping
@@ -46,18 +49,38 @@ class IAMCalls:
     """Calls IAM through a client and counts each call by action (retries inside the client are not counted).
 
     ``aws_retry=True`` for amazon.aws's retrying client wrapper, which takes it as a call argument.
+    ``rate``: at most this many calls a second, whatever the number of threads (None: unpaced).  IAM's
+    request budget is the account's: a scheduled reader paces itself so the account's own calls (the
+    seed, the console, other tools) keep most of it.
     """
 
-    def __init__(self, client, aws_retry: bool = False):
+    def __init__(self, client, aws_retry: bool = False, rate: float | None = None, sleep=time.sleep, clock=time.monotonic):
         self.client = client
         self._extra = {"aws_retry": True} if aws_retry else {}
         self.counts = collections.Counter()
         self._lock = threading.Lock()
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next_slot = 0.0
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
     def __call__(self, method: str, **params):
         action = "".join(part.capitalize() for part in method.split("_"))
+        wait = 0.0
         with self._lock:
             self.counts[action] += 1
+            if self._interval:
+                # Each call takes the next free slot, ``1 / rate`` seconds after the previous one.
+                now = self._clock()
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + self._interval
+                wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
         return getattr(self.client, method)(**self._extra, **params)
 
 

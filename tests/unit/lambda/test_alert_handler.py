@@ -501,7 +501,8 @@ def test_mapping_cache_is_bounded_and_expires():
 
 
 def test_the_package_imports_flat_from_its_zip(tmp_path):
-    sources = sorted(str(path) for path in (REPO / "lambda").glob("*.py")) + [str(REPO / "plugins/module_utils/_lambda_shared/canary_mapping.py")]
+    # As the role packages it: every lambda/*.py and every shared file (roles/detection/vars/main.yml).
+    sources = [str(path) for path in sorted((REPO / "lambda").glob("*.py")) + sorted((REPO / "plugins/module_utils/_lambda_shared").glob("[!_]*.py"))]
     package = tmp_path / "detection-lambda.zip"
     subprocess.run([sys.executable, str(REPO / "roles/detection/files/lambda_zip.py"), "--output", str(package), *sources],
                    check=True, capture_output=True)

@@ -30,7 +30,9 @@ from botocore.exceptions import ClientError
 import alert_channels
 import alert_payload
 import canary_mapping
+import iam_reads
 import last_used_detector
+import scan_cursor
 
 ACCOUNT = "123456789012"
 PATH = "/home/deploy/.aws/credentials"
@@ -44,8 +46,13 @@ PAYLOAD_FIELDS = ["detector", "alert", "account_id", "iam_user", "access_key_id"
 
 
 @pytest.fixture(autouse=True)
-def detector(aws):
-    """moto for every test, and no IAM client left over from another test's mock."""
+def detector(aws, monkeypatch):
+    """moto for every test, no IAM client left over from another test's mock, and no waiting.
+
+    The pace (CANARY_IAM_CALLS_PER_SECOND) is tested on its own; here it would only slow the tests.
+    """
+    monkeypatch.setenv("CANARY_IAM_CALLS_PER_SECOND", "10000")
+    monkeypatch.setattr(last_used_detector, "REPORT_POLL_SECONDS", 0.01)
     last_used_detector.reset_state()
     yield last_used_detector
     last_used_detector.reset_state()
@@ -57,7 +64,11 @@ def iam():
 
 
 class Planted:
-    """A canary user with one key (or more). The secret stays in this object: nothing may print it."""
+    """A canary user with one key (or more). The secret stays in this object: nothing may print it.
+
+    A canary's key is named on the user (key-id tags) as canary_key leaves it; ``add_key`` makes a key
+    nobody named (a rotation that crashed before it tagged, a key made by hand).
+    """
 
     def __init__(self, iam, user, iam_path="/", **mapping):
         self.iam = iam
@@ -68,11 +79,14 @@ class Planted:
             iam.create_user(UserName=user, Path=iam_path, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
         else:
             iam.create_user(UserName=user, Path=iam_path)
-        self.key_id = self.add_key()
+        self.key_id = self.add_key(named=bool(mapping))
 
-    def add_key(self):
+    def add_key(self, named=False):
         created = self.iam.create_access_key(UserName=self.user)["AccessKey"]
         self.keys[created["AccessKeyId"]] = created["SecretAccessKey"]
+        if named:
+            tags = canary_mapping.planted_key_tags(created["AccessKeyId"], created["CreateDate"])
+            self.iam.tag_user(UserName=self.user, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
         return created["AccessKeyId"]
 
     def use(self, key_id=None, service="sts", region="us-east-1"):
@@ -221,13 +235,18 @@ def test_unused_keys_and_other_users_never_alert_at_the_documented_cost(plant, g
     plant("alice.admin").use(service="sqs")
 
     summary = last_used_detector.handler({}, context)
-    last_used_detector.handler({}, context)
+    again = last_used_detector.handler({}, context)
 
     assert generic_webhook.requests == []
     assert (summary["users"], summary["canaries"], summary["keys"], summary["used_keys"], summary["alerts"]) == (5, 3, 4, 0, 0)
-    # ceil(U / 1000) GetAccountAuthorizationDetails + C ListAccessKeys + K GetAccessKeyLastUsed, no write.
-    assert summary["iam_calls"] == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 3, "GetAccessKeyLastUsed": 4}
-    assert wire_calls == {name: 2 * count for name, count in summary["iam_calls"].items()}
+    # ceil(U / 1000) GetAccountAuthorizationDetails + the credential report (IAM starts it, then it is
+    # COMPLETE) + 1 GetAccessKeyLastUsed for each of the 2 canaries it confirms + ListAccessKeys and
+    # GetAccessKeyLastUsed x 2 for the one it does not (two keys); no write.
+    assert summary["iam_calls"] == {"GetAccountAuthorizationDetails": 1, "GenerateCredentialReport": 2, "GetCredentialReport": 1,
+                                    "ListAccessKeys": 1, "GetAccessKeyLastUsed": 4}
+    assert (summary["confirmed_by_report"], summary["listed"], summary["cycle_runs"], summary["deferred"]) == (2, 1, 1, 0)
+    assert again["iam_calls"] == dict(summary["iam_calls"], GenerateCredentialReport=1)
+    assert wire_calls == {name: summary["iam_calls"][name] + again["iam_calls"][name] for name in summary["iam_calls"]}
     assert iam.list_user_tags(UserName="ci-deployer")["Tags"] == [] == iam.list_user_tags(UserName="alice.admin")["Tags"]
 
 
@@ -241,8 +260,142 @@ def test_only_canaries_under_the_iam_path_are_read(monkeypatch, plant, generic_w
     summary = last_used_detector.handler({}, context)
 
     # The function's role may read keys under the path only: a user elsewhere is not even tried.
-    assert summary["iam_calls"]["ListAccessKeys"] == 1 and summary["canaries"] == 1
+    assert summary["iam_calls"]["GetAccessKeyLastUsed"] == 1 and summary["canaries"] == 1
     assert [alert["iam_user"] for alert in generic_webhook.json_bodies()] == ["web04-backup"]
+
+
+# ---------------------------------------------------------------- keys the tags do not name
+
+
+@pytest.fixture
+def wire_keys(detector):
+    """The access key ids of every GetAccessKeyLastUsed the detector's client sends, in order."""
+    keys = []
+    detector.iam_client().meta.events.register("provide-client-params.iam.GetAccessKeyLastUsed",
+                                                lambda params, **_kwargs: keys.append(params["AccessKeyId"]))
+    return keys
+
+
+def test_a_second_key_left_by_a_crashed_rotation_is_listed_and_its_use_reported(plant, generic_webhook, context, wire_calls):
+    plant("web01-backup", "web01")
+    crashed = plant("db01-backup", "db01")
+    leftover = crashed.add_key()  # the rotation made a key, then died before tagging or deleting anything
+    when = stamp(crashed.use(leftover, service="s3")["LastUsedDate"])
+
+    summary = last_used_detector.handler({}, context)
+
+    assert [(alert["iam_user"], alert["access_key_id"], alert["last_seen"]) for alert in generic_webhook.json_bodies()] == [
+        ("db01-backup", leftover, when)]
+    # Only the canary the report does not confirm (two keys) is listed; the other's key is read directly.
+    assert (summary["listed"], summary["confirmed_by_report"], summary["keys"]) == (1, 1, 3)
+    assert wire_calls["ListAccessKeys"] == 1 and wire_calls["GetAccessKeyLastUsed"] == 3
+
+
+def test_a_key_the_tags_do_not_name_is_listed_and_its_use_reported(plant, iam, generic_webhook, context, wire_calls):
+    replaced = plant("web02-backup", "web02")
+    iam.delete_access_key(UserName=replaced.user, AccessKeyId=replaced.key_id)
+    time.sleep(1.1)  # the report names keys by their second of creation: another second, another key
+    other = replaced.add_key()  # made by hand (or by a crashed rotation): the tags still name the deleted key
+    when = stamp(replaced.use(other)["LastUsedDate"])
+
+    summary = last_used_detector.handler({}, context)
+
+    assert [(alert["access_key_id"], alert["last_seen"]) for alert in generic_webhook.json_bodies()] == [(other, when)]
+    assert (summary["listed"], summary["confirmed_by_report"]) == (1, 0) and wire_calls["ListAccessKeys"] == 1
+
+
+def test_a_named_key_gone_since_the_report_is_listed_on_the_next_run(plant, iam, generic_webhook, context, monkeypatch):
+    """The report may be hours old: a planted key deleted since is retried with a listing, not lost."""
+    canary = plant("web03-backup", "web03")
+    stale = last_used_detector.read_report
+    report = {}
+
+    def old_report(call, wait):
+        report.setdefault("first", stale(call, wait))
+        return report["first"]
+
+    monkeypatch.setattr(last_used_detector, "read_report", old_report)
+    last_used_detector.handler({}, context)  # the report of this moment: one key, the named one
+    iam.delete_access_key(UserName=canary.user, AccessKeyId=canary.key_id)
+    newer = canary.add_key()  # a rotation that has not tagged yet
+    canary.use(newer)
+
+    first = last_used_detector.handler({}, context)
+    second = last_used_detector.handler({}, context)
+
+    assert (first["alerts"], first["listed"]) == (0, 0)
+    assert (second["retried"], second["listed"], [item["access_key_id"] for item in second["sent"]]) == (1, 1, [newer])
+
+
+# ---------------------------------------------------------------- the budget and the rotation
+
+
+def test_the_pace_spaces_calls_whatever_the_threads():
+    clock = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+
+    calls = iam_reads.IAMCalls(types.SimpleNamespace(list_users=lambda: {}), rate=4, sleep=sleep, clock=lambda: clock[0])
+    for _ in range(5):
+        calls("list_users")
+
+    # Five calls at once: the first now, each next one a quarter of a second after the one before.
+    assert slept == [0.25, 0.5, 0.75, 1.0] and calls.counts == {"ListUsers": 5}
+
+
+@pytest.mark.parametrize("budget", [9, 14])
+def test_each_run_keeps_to_its_budget_and_every_key_is_read_within_the_promised_runs(
+        budget, plant, generic_webhook, context, monkeypatch, wire_calls, wire_keys):
+    monkeypatch.setattr(last_used_detector, "MIN_CALLS_PER_RUN", 5)
+    monkeypatch.setenv("CANARY_IAM_CALLS_PER_RUN", str(budget))
+    canaries = [plant(f"web{index:02d}-backup", f"web{index:02d}") for index in range(12)]
+    crashed = canaries[5]
+    crashed.add_key()  # one canary the report cannot confirm: 3 calls at most
+    every_key = {key for canary in canaries for key in canary.keys}
+
+    runs = []
+    for run in range(12):
+        if run == 4:
+            used_at = stamp(canaries[0].use()["LastUsedDate"])
+        before_calls, before_keys = dict(wire_calls), len(wire_keys)
+        summary = last_used_detector.handler({}, context)
+        made = {name: count - before_calls.get(name, 0) for name, count in wire_calls.items()}
+        alert_writes = sum(1 for item in summary["sent"] if item["recorded"])
+        # Reads and the cursor's write stay within the budget; an alert's record comes on top.
+        assert sum(made.values()) - alert_writes <= budget
+        runs.append((set(wire_keys[before_keys:]), summary))
+
+    # The first run waits for IAM to build the report (one more call): its capacity is a call less.
+    (cycle,) = {summary["cycle_runs"] for _keys, summary in runs[1:]}
+    assert cycle > 1 and runs[0][1]["cycle_runs"] >= cycle
+    # Whatever run one starts from, the `cycle_runs` runs from there read every key.
+    for start in range(len(runs) - cycle):
+        promised = runs[start][1]["cycle_runs"]
+        assert set().union(*(keys for keys, _summary in runs[start:start + promised])) == every_key
+    # The use is reported once, within a cycle of the run after it.
+    alerts = generic_webhook.json_bodies()
+    assert [(alert["iam_user"], alert["last_seen"]) for alert in alerts] == [(canaries[0].user, used_at)]
+    assert next(index for index, (_keys, summary) in enumerate(runs) if summary["alerts"]) < 4 + cycle
+
+
+def test_an_alert_nobody_took_is_checked_first_by_the_next_run(plant, webhook, context, monkeypatch, retry_sleeps):
+    monkeypatch.setattr(last_used_detector, "MIN_CALLS_PER_RUN", 5)
+    monkeypatch.setenv("CANARY_IAM_CALLS_PER_RUN", "8")
+    monkeypatch.setenv("CANARY_WEBHOOK_URL", webhook.url)
+    canaries = sorted((plant(f"web{index:02d}-backup", f"web{index:02d}") for index in range(10)),
+                      key=lambda canary: scan_cursor.ring_position(canary.user))
+    used = canaries[0]  # first on the ring: the first run reads it
+    used.use()
+    webhook.statuses = [404]
+
+    with pytest.raises(last_used_detector.AlertDeliveryFailed):
+        last_used_detector.handler({}, context)
+    summary = last_used_detector.handler({}, context)
+
+    assert summary["retried"] == 1 and [item["iam_user"] for item in summary["sent"]] == [used.user]
+    assert used.reported() is not None and summary["deferred"] > 0
 
 
 # ---------------------------------------------------------------- failures
@@ -305,8 +458,9 @@ def test_two_used_keys_report_oldest_first_and_the_tag_never_skips_a_lost_one(pl
 
 
 class RefusingIam:
-    """moto's IAM with two things moto does not do: refuse one user's keys (AccessDenied, as a policy
-    that misses a user would) and page GetAccountAuthorizationDetails the way IAM does."""
+    """moto's IAM with two things moto does not do: fail on one user's keys (AccessDenied on the listing, as
+    a policy that misses a user would; an IAM failure on the key) and page GetAccountAuthorizationDetails
+    the way IAM does."""
 
     def __init__(self, client, refused_user, page_size):
         self.client = client
@@ -327,6 +481,12 @@ class RefusingIam:
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListAccessKeys")
         return self.client.list_access_keys(UserName=UserName)
 
+    def get_access_key_last_used(self, AccessKeyId):  # noqa: N803
+        refused = [key["AccessKeyId"] for key in self.client.list_access_keys(UserName=self.refused_user)["AccessKeyMetadata"]]
+        if AccessKeyId in refused:
+            raise ClientError({"Error": {"Code": "ServiceFailure", "Message": "internal failure"}}, "GetAccessKeyLastUsed")
+        return self.client.get_access_key_last_used(AccessKeyId=AccessKeyId)
+
     def __getattr__(self, name):
         return getattr(self.client, name)
 
@@ -346,14 +506,24 @@ def test_an_unreadable_canary_fails_the_scan_but_not_the_others(plant, generic_w
     assert (summary["read_errors"], summary["recorded"], summary["iam_calls"]["GetAccountAuthorizationDetails"]) == (1, 4, 3)
 
 
-def test_no_canary_is_started_without_time_for_it(web03, generic_webhook, context):
-    web03.use()
-    context.get_remaining_time_in_millis = lambda: 5000
+def test_no_canary_is_started_without_time_for_it_and_the_next_run_resumes_there(plant, generic_webhook, context):
+    canaries = sorted((plant(f"web0{index}-backup", f"web0{index}") for index in range(1, 3)),
+                      key=lambda canary: scan_cursor.ring_position(canary.user))
+    for canary in canaries:
+        canary.use()
+    # Time for the report and the plan, and for the first canary; then 5 seconds left.
+    left = iter([30000, 30000, 30000])
+    context.get_remaining_time_in_millis = lambda: next(left, 5000)
 
     with pytest.raises(last_used_detector.IncompleteScan, match="1 unchecked"):
         last_used_detector.handler({}, context)
 
-    assert generic_webhook.requests == [] and web03.reported() is None
+    assert [alert["iam_user"] for alert in generic_webhook.json_bodies()] == [canaries[0].user]
+    assert canaries[1].reported() is None
+    context.get_remaining_time_in_millis = lambda: 30000
+    summary = last_used_detector.handler({}, context)
+    # It resumed with the canary left unchecked, and went on round the ring.
+    assert [item["iam_user"] for item in summary["sent"]] == [canaries[1].user] and canaries[1].reported()
 
 
 def test_an_unreadable_reported_tag_counts_as_nothing_reported(web03, iam, generic_webhook, context, caplog):
@@ -413,18 +583,19 @@ def test_the_context_is_optional():
     assert last_used_detector._remaining_seconds(types.SimpleNamespace(get_remaining_time_in_millis=lambda: 1500))() == 1.5  # pylint: disable=protected-access
 
 
-def test_the_role_grants_exactly_what_a_scan_calls(web03, generic_webhook, context, wire_calls):
+def test_the_role_grants_exactly_what_a_scan_calls(web03, plant, generic_webhook, context, wire_calls):
     (deploy,) = [task for task in yaml.safe_load(ROLE_TASKS.read_text()) if task["name"] == "Deploy the last-used detector"]
     function = deploy["vars"]
     statements = {statement["Sid"]: statement for statement in function["detection_fn_statements"]}
     granted = {action for statement in statements.values()
                for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
     web03.use()
+    plant("db01-backup", "db01").add_key()  # a key its tags do not name: listed
 
     last_used_detector.handler({}, context)  # lists, reads, alerts (SNS off: the webhook) and records
 
     assert {f"iam:{name}" for name in wire_calls} | {"sns:Publish"} == granted
     assert function["detection_fn_handler"] == "last_used_detector.handler"
     condition = statements["RecordReportedUse"]["Condition"]
-    assert condition["ForAllValues:StringEquals"]["aws:TagKeys"] == [canary_mapping.TAG_LAST_USED_REPORTED]
+    assert condition["ForAllValues:StringEquals"]["aws:TagKeys"] == [canary_mapping.TAG_LAST_USED_REPORTED, scan_cursor.TAG_LAST_USED_CURSOR]
     assert condition["StringEquals"] == {f"aws:ResourceTag/{canary_mapping.TAG_MANAGED}": canary_mapping.MANAGED_VALUE}
