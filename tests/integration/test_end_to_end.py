@@ -21,6 +21,15 @@ last-used detector is fired as EventBridge would (``LocalAWS.fire_schedules()``,
 deployed function from ``lambda/last_used_detector.py`` only if the role gave EventBridge the
 permission): one ``last-used`` alert per used key reaches the same signed webhook, and a second scan
 sends nothing.
+
+Then the detection of changes to canaries (docs/alerts.md, "Tamper alerts"): the collection's own
+rotation of every key and retirement of one host (``own_runs``, after the seed) reach the tamper rule's
+Lambda and raise nothing, since the role trusts the principal it was deployed with; an administrator
+who is not the controller attaching a policy to a canary, giving it a console password and deactivating
+its key raises one ``tamper`` alert per change naming the canary's host, file and profile (and one
+``unknown-iam-user`` alert for the administrator's own calls, from the trail); an AWS Health
+``AWS_RISK_CREDENTIALS_EXPOSED`` event for a planted key raises one ``exposed`` alert naming its host,
+file and profile with AWS's description; and the same alerts read in Slack.
 """
 
 from __future__ import annotations
