@@ -47,6 +47,10 @@ LOG_GROUP_ARN = ARN % ("logs", f"log-group:{LOG_GROUP}")
 # Written into the Lambda's environment; must never appear in what a run prints.
 WEBHOOK_URL = "https://hooks.example.invalid/services/T000/B000/" + "w3bh00kt0ken" * 2
 WEBHOOK_SECRET = "hmac-" + "5ecr3t" * 6
+# Another controller (AWX) whose changes to canaries must not alert either.
+AWX_SESSIONS = f"arn:aws:sts::{ACCOUNT}:assumed-role/awx-canary-controller/*"
+# The role the stack is deployed with once, from a session of it.
+DEPLOYER_ROLE = "canary-deployer"
 
 
 def recap(output):
@@ -122,7 +126,7 @@ def assert_least_privilege(policy):
         assert all(resource != "*" for resource in as_list(statement["Resource"])), statement
 
 
-def assert_stack(aws, package, fast_path, routes=True):
+def assert_stack(aws, package, fast_path, trusted, routes=True):
     c = aws.client
 
     # -- the bucket: private, encrypted, writable by this trail only, expiring
@@ -174,9 +178,11 @@ def assert_stack(aws, package, fast_path, routes=True):
     config = lam.get_function_configuration(FunctionName=FUNCTION)
     assert (config["Runtime"], config["Handler"]) == ("python3.12", "alert_handler.handler")
     assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode()
+    # The controller's own changes to canaries make no tamper alert: the deploying principal and the ones listed.
     assert config["Environment"]["Variables"] == {
         "CANARY_SNS_TOPIC_ARN": TOPIC_ARN, "CANARY_WEBHOOK_FORMAT": "slack",
         "CANARY_WEBHOOK_URL": WEBHOOK_URL, "CANARY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CANARY_TRUSTED_PRINCIPALS": ",".join(trusted),
     }
     role_name = config["Role"].rsplit("/", 1)[1]
     assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
@@ -185,6 +191,7 @@ def assert_stack(aws, package, fast_path, routes=True):
     assert {sid: (sorted(as_list(s["Action"])), s["Resource"]) for sid, s in fn_policy.items()} == {
         "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], ARN % ("logs", f"log-group:/aws/lambda/{FUNCTION}:log-stream:*")),
         "ReadCanaryMapping": (["iam:ListAccessKeys", "iam:ListUserTags"], f"arn:aws:iam::{ACCOUNT}:user/*"),
+        "FindKeyOwner": (["iam:GetAccessKeyLastUsed"], f"arn:aws:iam::{ACCOUNT}:user/*"),
         "PublishAlerts": (["sns:Publish"], TOPIC_ARN),
         "DeadLetter": (["sqs:SendMessage"], DLQ_ARN),
     }
@@ -241,18 +248,31 @@ def assert_route(c, permissions, rule_name, statement_id, wanted, state, pattern
     assert events_permission["Condition"]["ArnLike"]["AWS:SourceArn"] == ARN % ("events", f"rule/{rule_name}")
 
 
-def test_deploy_rerun_toggle_and_remove(aws, deploy):
+def role_session(aws, role_name):
+    """AWS_* credentials of a session of ``role_name`` (moto does not check who may assume it)."""
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
+    credentials = aws.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="deploy-0001")["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+
+
+def test_deploy_rerun_toggle_and_remove(aws, deploy, monkeypatch):
     create_bystanders(aws)
+    aws.client("iam").create_role(RoleName=DEPLOYER_ROLE, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}))
+    # The operator, as GetCallerIdentity names it (moto says user/moto).
+    operator = aws.client("sts").get_caller_identity()["Arn"]
     before = account_inventory(aws)
     settings = {"detection_alert_emails": ["security@example.com"], "detection_fast_path": True,
                 "detection_webhook_url": WEBHOOK_URL, "detection_webhook_secret": WEBHOOK_SECRET,
-                "detection_webhook_format": "slack"}
+                "detection_webhook_format": "slack", "detection_trusted_principals": [AWX_SESSIONS]}
     printed = []
 
     stats, output = deploy(**settings)
     printed.append(output)
     assert stats["changed"] > 0
-    assert_stack(aws, deploy.package, fast_path=True)
+    assert_stack(aws, deploy.package, fast_path=True, trusted=[operator, AWX_SESSIONS])
 
     # Idempotence, proven at the wire too: the second run sends AWS reads only.
     calls_before = len(aws.calls())
@@ -266,14 +286,21 @@ def test_deploy_rerun_toggle_and_remove(aws, deploy):
     stats, output = deploy(**dict(settings, detection_fast_path=False))
     printed.append(output)
     assert stats["changed"] == 2, output[-5000:]  # the rule and the permission (one looped task each)
-    assert_stack(aws, deploy.package, fast_path=False)
+    assert_stack(aws, deploy.package, fast_path=False, trusted=[operator, AWX_SESSIONS])
 
-    # So does turning off the tamper and exposed-key routes.
+    # So does turning off the tamper and exposed-key routes. Deployed from a role session this time: every
+    # session of that role is trusted, not the one session (the function's environment changes too).
+    for name, value in role_session(aws, DEPLOYER_ROLE).items():
+        monkeypatch.setenv(name, value)
     stats, output = deploy(**dict(settings, detection_fast_path=False, detection_tamper_alerts=False,
                                   detection_exposed_key_alerts=False))
     printed.append(output)
-    assert stats["changed"] == 2, output[-5000:]
-    assert_stack(aws, deploy.package, fast_path=False, routes=False)
+    assert stats["changed"] == 3, output[-5000:]
+    assert_stack(aws, deploy.package, fast_path=False, routes=False,
+                 trusted=[f"arn:aws:sts::{ACCOUNT}:assumed-role/{DEPLOYER_ROLE}/*", AWX_SESSIONS])
+    for name, value in aws.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
 
     stats, output = deploy(detection_state="absent")
     printed.append(output)
@@ -342,6 +369,13 @@ def test_an_iam_user_call_reaches_the_alert_topic(aws, deploy, monkeypatch):
 def test_eventbridge_routes_need_us_east_1(aws, deploy):
     output = deploy(expect_failure=True, canary_aws={"region": "eu-west-1"})[1]
     assert "detection_tamper_alerts, detection_exposed_key_alerts needs the stack in us-east-1" in output
+    assert account_inventory(aws)["functions"] == []
+
+
+def test_trusted_principals_must_be_arns(aws, deploy):
+    output = deploy(expect_failure=True, detection_trusted_principals=[AWX_SESSIONS, "awx-canary-controller", "arn:aws:iam::1:user/a,b"])[1]
+    assert "detection_trusted_principals must list ARNs or ARN patterns" in output
+    assert "not: awx-canary-controller, arn:aws:iam::1:user/a,b" in output
     assert account_inventory(aws)["functions"] == []
 
 

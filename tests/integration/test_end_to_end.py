@@ -21,6 +21,15 @@ last-used detector is fired as EventBridge would (``LocalAWS.fire_schedules()``,
 deployed function from ``lambda/last_used_detector.py`` only if the role gave EventBridge the
 permission): one ``last-used`` alert per used key reaches the same signed webhook, and a second scan
 sends nothing.
+
+Then the detection of changes to canaries (docs/alerts.md, "Tamper alerts"): the collection's own
+rotation of every key and retirement of one host (``own_runs``, after the seed) reach the tamper rule's
+Lambda and raise nothing, since the role trusts the principal it was deployed with; an administrator
+who is not the controller attaching a policy to a canary, giving it a console password and deactivating
+its key raises one ``tamper`` alert per change naming the canary's host, file and profile (and one
+``unknown-iam-user`` alert for the administrator's own calls, from the trail); an AWS Health
+``AWS_RISK_CREDENTIALS_EXPOSED`` event for a planted key raises one ``exposed`` alert naming its host,
+file and profile with AWS's description; and the same alerts read in Slack.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ import pytest
 from test_seed_playbook import canary_users, fleet_profiles, planted_secrets, preexisting_secrets, recap
 from tooling.fleet import home_inside
 from tools.alert_sink import AlertSink
+from tools.local_aws import eventbridge
 from tools.local_aws.server import LocalAWS
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -451,4 +461,220 @@ def test_the_scheduled_detector_alerts_once_per_used_key_then_stays_quiet(loop, 
     assert again["error"] is None and (again["result"]["alerts"], again["result"]["used_keys"]) == (0, len(used))
     loop.aws.recorder.flush()
     assert loop.sink.received() == []
+    assert_no_secret_printed(loop)
+
+
+# -- the collection's own runs, someone else's changes to a canary, AWS's exposed-key signal --------
+
+ROTATE_PLAYBOOK = "playbooks/rotate_canaries.yml"
+RETIRE_PLAYBOOK = "playbooks/retire_canaries.yml"
+FUNCTION = "audit-event-forwarder"
+TAMPER_RULE, EXPOSED_RULE = "iam-user-changes", "aws-credentials-exposed"
+# The host the collection's own retire run clears; the rotation takes every other host.
+RETIRED_HOST = "laptop-bob"
+# An administrator of the canary account who is not the controller (an IAM user: the local AWS records
+# no assumed-role sessions, docs/local_aws.md).
+ADMIN = "it-admin"
+# What the administrator gives a canary: a managed policy of the account (moto loads none of AWS's) and a
+# console password, which must appear in no alert.
+ADMIN_POLICY = "ops-read-only"
+CONSOLE_PASSWORD = "Tamper-" + secrets.token_hex(8)
+
+
+@dataclass
+class OwnRuns:
+    """What the collection's own rotate and retire runs left: their records, the EventBridge deliveries."""
+
+    records: list
+    routed: list
+    received: list
+
+
+@pytest.fixture(scope="module")
+def own_runs(loop):
+    """Every key of the fleet rotated and the canaries of one host retired, by the collection's playbooks,
+    side by side (different hosts), then recorded and delivered at once.
+
+    The tamper tests depend on this, so that rotate and retire never meet a canary they tampered with.
+    """
+    loop.aws.recorder.flush()
+    loop.sink.clear()
+    marker, routed = len(loop.aws.recorder.records()), len(loop.aws.recorder.routed())
+    results = run_side_by_side([
+        (ROTATE_PLAYBOOK, loop.fleet.inventory, {"max_age_days": 0, "canary_target_hosts": f"all:!localhost:!{RETIRED_HOST}"}),
+        (RETIRE_PLAYBOOK, loop.fleet.inventory, {"canary_target_hosts": RETIRED_HOST}),
+    ], loop.env, loop.workdir)
+    for playbook, (rc, output) in results.items():
+        loop.outputs.append(output)
+        assert rc == 0, f"{playbook}:\n{output[-4000:]}"
+        assert all(stats["failed"] == 0 and stats["unreachable"] == 0 for stats in recap(output).values()), recap(output)
+    loop.aws.recorder.flush()
+    return OwnRuns(loop.aws.recorder.records()[marker:], loop.aws.recorder.routed()[routed:], loop.sink.received())
+
+
+def placement_on(loop, host):
+    """(key id, (host, file, profile, IAM user)) of the first canary of ``host`` in IAM (by file, then profile)."""
+    found = sorted((placement, key_id) for key_id, placement in iam_placements(loop.aws).items() if placement[0] == host)
+    assert found, f"no canary on {host}"
+    placement, key_id = found[0]
+    return key_id, placement
+
+
+@pytest.fixture(scope="module")
+def admin(loop):
+    """(IAM client, principal ARN, access key id) of an administrator who is not the controller."""
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    iam = loop.aws.client("iam")
+    iam.create_user(UserName=ADMIN)
+    iam.put_user_policy(UserName=ADMIN, PolicyName="administer-iam", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}))
+    iam.create_policy(PolicyName=ADMIN_POLICY, PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:List*", "s3:Get*"], "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=ADMIN)["AccessKey"]
+    session = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name="us-east-1")
+    return session.client("iam", endpoint_url=loop.aws.endpoint_url), f"arn:aws:iam::{loop.aws.account_id}:user/{ADMIN}", key["AccessKeyId"]
+
+
+def delivered(loop, count):
+    """The webhook posts once ``count`` have arrived (the handler posts inside flush and put_events)."""
+    return loop.sink.wait(count=count, timeout=10)
+
+
+def assert_names_the_placement(alert, placement, key_id):
+    host, path, profile, user_name = placement
+    assert (alert["alert"], alert["host"], alert["path"], alert["profile"], alert["iam_user"]) == ("canary", host, path, profile, user_name)
+    assert alert["access_key_id"] == key_id and alert["count"] == 1 and len(alert["events"]) == 1
+
+
+def test_the_collections_own_seed_rotate_and_retire_raise_no_alert(loop, own_runs):
+    account = loop.aws.account_id
+    # The deploying principal is trusted: here the local AWS's operator, whose changes to canaries are
+    # recorded as the root user's.
+    variables = loop.aws.client("lambda").get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+    assert variables["CANARY_TRUSTED_PRINCIPALS"] == f"arn:aws:iam::{account}:root"
+
+    assert own_runs.received == [], [item.json() for item in own_runs.received]
+    changes = {record["eventName"] for record in own_runs.records if record["userIdentity"]["type"] == "Root"}
+    assert {"CreateAccessKey", "DeleteAccessKey", "DeleteUser", "TagUser"} <= changes, changes
+    assert not any(record["userIdentity"]["type"] != "Root" for record in own_runs.records)
+    # The tamper rule did hand the handler every change, the seed's too (delivered when the loop began):
+    # none alerted, and those to keys and users were left out as the trusted principal's.
+    tamper = [entry for entry in loop.aws.recorder.routed() if entry["rule"] == TAMPER_RULE]
+    assert [entry["error"] for entry in tamper if entry["error"]] == []
+    assert all(entry["result"]["alerts"] == 0 for entry in tamper)
+    keys_and_users = [entry for entry in tamper if entry["event"]["detail"]["eventName"] in ("CreateAccessKey", "DeleteAccessKey", "DeleteUser")]
+    assert all(entry["result"]["trusted"] == 1 for entry in keys_and_users)
+    # The retired host's one canary (a laptop has one placement) is gone, and its deletion went to the handler.
+    retired = [record["requestParameters"]["userName"] for record in own_runs.records if record["eventName"] == "DeleteUser"]
+    assert len(retired) == 1 and not any(placement[0] == RETIRED_HOST for placement in iam_placements(loop.aws).values())
+    assert retired[0] in [entry["event"]["detail"]["requestParameters"]["userName"] for entry in keys_and_users
+                          if entry["event"]["detail"]["eventName"] == "DeleteUser"]
+    # Every key the seed and the rotation minted went to the handler: one per placement, one per rotated placement.
+    seeded = 2 * len(loop.fleet.webservers) + len(loop.fleet.laptops)
+    rotated = [record for record in own_runs.records if record["eventName"] == "CreateAccessKey"]
+    assert len(rotated) == seeded - 1
+    assert len([entry for entry in keys_and_users if entry["event"]["detail"]["eventName"] == "CreateAccessKey"]) == seeded + len(rotated)
+    assert [delivery["error"] for delivery in loop.aws.recorder.deliveries() if delivery["error"]] == []
+    assert_no_secret_printed(loop)
+
+
+def test_an_admin_tampering_with_a_canary_raises_one_alert_per_change_naming_its_host(loop, own_runs, admin):  # pylint: disable=unused-argument
+    iam, admin_arn, admin_key = admin
+    key_id, placement = placement_on(loop, "web02")
+    user_name = placement[3]
+    policy_arn = f"arn:aws:iam::{loop.aws.account_id}:policy/{ADMIN_POLICY}"
+    loop.aws.recorder.flush()
+    loop.sink.clear()
+
+    iam.attach_user_policy(UserName=user_name, PolicyArn=policy_arn)
+    iam.create_login_profile(UserName=user_name, Password=CONSOLE_PASSWORD, PasswordResetRequired=False)
+    iam.update_access_key(UserName=user_name, AccessKeyId=key_id, Status="Inactive")
+    loop.aws.recorder.flush()
+
+    received = delivered(loop, 4)
+    assert all(item.path == "/generic" and item.signature_ok is True for item in received)
+    tamper = {item.alert["change"]["call"]: item.alert for item in received if item.alert["detector"] == "tamper"}
+    others = [item.alert for item in received if item.alert["detector"] != "tamper"]
+    # One tamper alert per change (each is one EventBridge event), and nothing else for the canary.
+    assert len(received) == 4 and sorted(tamper) == ["iam:AttachUserPolicy", "iam:CreateLoginProfile", "iam:UpdateAccessKey"]
+    for call, alert in tamper.items():
+        assert_names_the_placement(alert, placement, key_id if call == "iam:UpdateAccessKey" else None)
+        assert alert["events"][0]["eventName"] == call.split(":")[1]
+        change = alert["change"]
+        assert (change["principal_arn"], change["principal_type"], change["source_ip"]) == (admin_arn, "IAMUser", "127.0.0.1")
+        assert (change["by_aws"], change["quarantine_policy"]) == (False, None)
+        assert change["request_parameters"]["userName"] == user_name
+    assert tamper["iam:AttachUserPolicy"]["change"]["request_parameters"]["policyArn"] == policy_arn
+    assert tamper["iam:UpdateAccessKey"]["change"]["request_parameters"]["status"] == "Inactive"
+    # The administrator's own calls, seen through the trail: an IAM user that is no canary, never dropped.
+    [activity] = others
+    assert (activity["detector"], activity["alert"], activity["iam_user"], activity["access_key_id"]) == (
+        "cloudtrail", "unknown-iam-user", ADMIN, admin_key)
+    assert [event["eventName"] for event in activity["events"]] == ["AttachUserPolicy", "CreateLoginProfile", "UpdateAccessKey"]
+    assert all(CONSOLE_PASSWORD not in item.body.decode("utf-8", "replace") for item in received)
+    loop.outputs += [item.body.decode("utf-8", "replace") for item in received]
+    assert_no_secret_printed(loop)
+
+
+def test_aws_finding_a_key_published_raises_one_exposed_alert_naming_its_host(loop, own_runs):  # pylint: disable=unused-argument
+    key_id, placement = placement_on(loop, "laptop-alice")
+    loop.aws.recorder.flush()
+    loop.sink.clear()
+
+    event = eventbridge.health_event(loop.aws.account_id, key_id, user_name=placement[3])
+    entries = loop.aws.recorder.put_events(event)
+    # Other AWS Health events are not routed at all.
+    assert loop.aws.recorder.put_events(eventbridge.health_event(loop.aws.account_id, key_id, event_type="AWS_EC2_OPERATIONAL_ISSUE")) == []
+
+    assert [(entry["rule"], entry["error"]) for entry in entries] == [(EXPOSED_RULE, None)]
+    assert entries[0]["result"]["alerts"] == 1
+    [item] = delivered(loop, 1)
+    assert item.path == "/generic" and item.signature_ok is True and len(loop.sink.received()) == 1
+    alert = item.alert
+    assert alert["detector"] == "exposed"
+    assert_names_the_placement(alert, placement, key_id)
+    assert alert["exposure"] == {"event_type": "AWS_RISK_CREDENTIALS_EXPOSED", "event_arn": event["detail"]["eventArn"],
+                                 "description": event["detail"]["eventDescription"][0]["latestDescription"]}
+    assert (alert["events"][0]["eventID"], alert["events"][0]["eventSource"]) == (event["id"], "health.amazonaws.com")
+    loop.outputs.append(item.body.decode("utf-8", "replace"))
+    assert_no_secret_printed(loop)
+
+
+def test_tamper_and_exposed_alerts_read_in_slack(loop, own_runs, admin):  # pylint: disable=unused-argument
+    """The same through the Slack rendering: the deployed function's webhook switched to Slack for one change
+    and one Health event (as the role would set it with detection_webhook_format: slack)."""
+    iam, admin_arn, _admin_key = admin
+    key_id, (host, path, profile, user_name) = placement_on(loop, "web01")
+    functions = loop.aws.client("lambda")
+    variables = functions.get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+    slack = {name: value for name, value in variables.items() if name != "CANARY_WEBHOOK_SECRET"}
+    slack.update(CANARY_WEBHOOK_FORMAT="slack", CANARY_WEBHOOK_URL=loop.sink.url("/slack"))
+    loop.aws.recorder.flush()
+    loop.sink.clear()
+    functions.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": slack})
+    try:
+        iam.put_user_policy(UserName=user_name, PolicyName="debug-access", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))
+        loop.aws.recorder.flush()
+        event = eventbridge.health_event(loop.aws.account_id, key_id, user_name=user_name)
+        loop.aws.recorder.put_events(event)
+        received = delivered(loop, 3)
+    finally:
+        functions.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": variables})
+
+    assert len(received) == 3 and {item.path for item in received} == {"/slack"}
+    messages = {item.json()["text"].split(":")[0]: item.json() for item in received}
+    assert sorted(messages) == ["Canary AWS key published, AWS says", "Canary AWS user tampered with", "Unknown IAM user activity in the canary account"]
+    where = f"{host} {path} [{profile}]"
+    for headline in ("Canary AWS user tampered with", "Canary AWS key published, AWS says"):
+        message = messages[headline]
+        assert message["blocks"][0]["text"]["text"] == f"{headline}: {where}"
+        fields = [field["text"] for block in message["blocks"] if block.get("fields") for field in block["fields"]]
+        assert {f"*Host*\n{host}", f"*File*\n{path}", f"*Profile*\n{profile}"} <= set(fields), fields
+    tampered = json.dumps(messages["Canary AWS user tampered with"])
+    assert admin_arn in tampered and "PutUserPolicy" in tampered
+    exposed = json.dumps(messages["Canary AWS key published, AWS says"])
+    assert json.dumps(event["detail"]["eventDescription"][0]["latestDescription"])[1:-1] in exposed
+    loop.outputs += [item.body.decode("utf-8", "replace") for item in received]
     assert_no_secret_printed(loop)

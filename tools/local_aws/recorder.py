@@ -220,6 +220,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         self._owners = {}
         self._patterns = {}
         self._modules = {}
+        # The package's modules the handlers import by plain name, this recorder's own (_exec_cold).
+        self._siblings = {}
         self._staging = None
         self._sequence = itertools.count()
         self._records = []
@@ -621,9 +623,25 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                 raise FileNotFoundError(f"the function's handler {handler} is not in {self._lambda_dir}")
             spec = importlib.util.spec_from_file_location(f"_local_lambda_{module_name.replace('.', '_')}", path)
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            self._exec_cold(spec, module)
             self._modules[module_name] = module
         return getattr(self._modules[module_name], function_name)
+
+    def _exec_cold(self, spec, module):
+        """Run the handler's module with this recorder's own copies of the siblings it imports by plain name.
+
+        Through sys.modules every LocalAWS of a process would share them, and a module-level cache (the
+        SNS client of alert_channels) would keep the endpoint of a LocalAWS already stopped: each local
+        AWS is a cold start of the function, and sys.modules is left as it was.
+        """
+        names = {source.stem for source in self._staging.glob("*.py")}
+        outside = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+        sys.modules.update(self._siblings)
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            self._siblings.update({name: sys.modules.pop(name) for name in names if name in sys.modules})
+            sys.modules.update(outside)
 
     def _invoke_lambda(self, function_arn: str, payload: dict):
         region = function_arn.split(":")[3]
