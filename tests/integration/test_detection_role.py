@@ -5,7 +5,7 @@
 Every resource exists with the configuration the design asks for (read back from the local AWS, not
 from the role's output), a second run changes nothing and writes nothing, ``state: absent`` leaves
 exactly what was there before, and an IAM user's call travels trail -> log group -> subscription
-filter -> alert Lambda -> SNS topic.  moto gaps (DESIGN.md) are named where a test steps around them.
+filter -> alert Lambda -> SNS topic.  moto gaps (docs/local_aws.md) are named where a test steps around them.
 """
 
 from __future__ import annotations
