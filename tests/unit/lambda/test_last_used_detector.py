@@ -272,7 +272,7 @@ def wire_keys(detector):
     """The access key ids of every GetAccessKeyLastUsed the detector's client sends, in order."""
     keys = []
     detector.iam_client().meta.events.register("provide-client-params.iam.GetAccessKeyLastUsed",
-                                                lambda params, **_kwargs: keys.append(params["AccessKeyId"]))
+                                               lambda params, **_kwargs: keys.append(params["AccessKeyId"]))
     return keys
 
 
@@ -338,7 +338,7 @@ def test_the_pace_spaces_calls_whatever_the_threads():
         slept.append(seconds)
 
     calls = iam_reads.IAMCalls(types.SimpleNamespace(list_users=lambda: {}), rate=4, sleep=sleep, clock=lambda: clock[0])
-    for _ in range(5):
+    for _call in range(5):
         calls("list_users")
 
     # Five calls at once: the first now, each next one a quarter of a second after the one before.

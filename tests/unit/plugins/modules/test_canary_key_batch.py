@@ -181,8 +181,8 @@ def test_the_inline_policies_the_bulk_read_saw_spare_the_read(aws, run):
     # Migrated: told so, a re-run calls nothing it did not call before.
     mark = len(aws.calls())
     assert run(placements=[dict(p, inline_policies=[]) for p in held])[0]["changed"] is False
-    assert collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam") == {"GetUser": 2, "ListAccessKeys": 2,
-                                                                                                  "GetAccountSummary": 1}
+    actions = collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam")
+    assert actions == {"GetUser": 2, "ListAccessKeys": 2, "GetAccountSummary": 1}
 
 
 def test_a_user_named_under_an_earlier_naming_keeps_its_name_when_its_host_lost_the_key(aws, run):
