@@ -37,7 +37,7 @@ NEVER_SHIPPED = ("tests", "tools", "benchmarks", "extensions", ".venv", ".collec
                  ".pytest_cache", ".hypothesis", "Makefile", "ansible.cfg", "pytest.ini", "requirements-test.txt")
 SHIPPED = ("meta/runtime.yml", "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
            "playbooks/seed_canaries.yml", "roles/seed/tasks/main.yml", "plugins/modules/canary_key.py",
-           "plugins/module_utils/canary_mapping.py", "lambda/alert_handler.py")
+           "plugins/module_utils/_lambda_shared/canary_mapping.py", "plugins/action/estate_lease.py", "lambda/alert_handler.py")
 
 
 def run(argv, cwd, env=None, timeout=300):
