@@ -14,7 +14,7 @@ COLLECTION_LINK := .collections/ansible_collections/canarykeys/aws
 # fixtures (a seeded fleet, a deployed stack) are set up once; --no-loadscope-reorder hands out the files
 # in collection order (tests/integration first, whose files run longest) instead of most tests first,
 # which left the longest file for last.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # Parts of `make test` that run side by side (see the test target).
 TEST_JOBS ?= 3
