@@ -22,6 +22,8 @@ import datetime
 import hashlib
 import os
 
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping
+
 TAG_RUN = "lease:run"
 TAG_CONTROLLER = "lease:controller"
 TAG_PID = "lease:pid"
@@ -34,24 +36,11 @@ TAG_PLAY = "lease:play"
 POLICY_DOCUMENT = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}'
 DESCRIPTION = "Held while an automation run changes the users of this account; never attached."
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
 HELD_BY_US = "ours"
 FREE = "free"
 STALE_EXPIRED = "expired"
 STALE_PROCESS_GONE = "process_gone"
 HELD = "held"
-
-
-def utc(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).strftime(TIME_FORMAT)
-
-
-def parse_utc(text: str):
-    try:
-        return datetime.datetime.strptime(text or "", TIME_FORMAT).replace(tzinfo=datetime.timezone.utc)
-    except ValueError:
-        return None
 
 
 def process_start(pid: int) -> str:
@@ -127,7 +116,8 @@ def standing(current: dict | None, ours: dict, now: datetime.datetime, alive=pro
         return FREE
     if current["run_id"] == ours["run_id"]:
         return HELD_BY_US
-    expires = parse_utc(current["expires_at"])
+    # Timestamps are the mapping record's (canary_mapping.key_timestamp); an unreadable one counts as expired.
+    expires = canary_mapping.utc(current["expires_at"])
     if expires is None or expires <= now:
         return STALE_EXPIRED
     if current["controller"] == ours["controller"] and not alive(current["pid"], current["pid_start"]):

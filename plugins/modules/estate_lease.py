@@ -154,24 +154,17 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
-from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import sanitize_tag_value
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client, tag_list
+from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import key_timestamp, sanitize_tag_value, tags_list_to_dict
 
 POLL_SECONDS = 5
 
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _tags(tag_list) -> dict:
-    return {tag["Key"]: tag["Value"] for tag in tag_list or []}
-
-
-def _tag_list(tags: dict) -> list:
-    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
 class Lease:
@@ -192,13 +185,13 @@ class Lease:
             return None
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
             self._fail(e, "read")
-        return _lease.holder_from_tags(_tags(policy.get("Tags")))
+        return _lease.holder_from_tags(tags_list_to_dict(policy.get("Tags")))
 
     def create(self, name, iam_path, holder) -> bool:
         """Take the lease; False when another run created it first."""
         try:
             self.client.create_policy(aws_retry=True, PolicyName=name, Path=iam_path, PolicyDocument=_lease.POLICY_DOCUMENT,
-                                      Description=_lease.DESCRIPTION, Tags=_tag_list(_lease.holder_tags(holder)))
+                                      Description=_lease.DESCRIPTION, Tags=tag_list(_lease.holder_tags(holder)))
         except is_boto3_error_code("EntityAlreadyExists"):
             return False
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
@@ -207,7 +200,7 @@ class Lease:
 
     def renew(self, holder):
         try:
-            self.client.tag_policy(aws_retry=True, PolicyArn=self.arn, Tags=_tag_list(_lease.holder_tags(holder)))
+            self.client.tag_policy(aws_retry=True, PolicyArn=self.arn, Tags=tag_list(_lease.holder_tags(holder)))
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             self._fail(e, "renew")
 
@@ -221,13 +214,8 @@ class Lease:
 
 
 def policy_arn(module, name, iam_path) -> str:
-    sts = module.client("sts", retry_decorator=AWSRetry.jittered_backoff())
-    try:
-        caller = sts.get_caller_identity(aws_retry=True)["Arn"]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg="Failed to read the account of the controller's AWS credentials")
-    partition, account = caller.split(":")[1], caller.split(":")[4]
-    return f"arn:{partition}:iam::{account}:policy{iam_path}{name}"
+    account_id, partition = get_aws_account_info(module)
+    return f"arn:{partition}:iam::{account_id}:policy{iam_path}{name}"
 
 
 def our_holder(params) -> dict:
@@ -240,8 +228,8 @@ def our_holder(params) -> dict:
         "controller": controller,
         "pid": str(pid),
         "pid_start": start,
-        "started_at": _lease.utc(now),
-        "expires_at": _lease.utc(now + datetime.timedelta(seconds=params["duration"])),
+        "started_at": key_timestamp(now),
+        "expires_at": key_timestamp(now + datetime.timedelta(seconds=params["duration"])),
         "play": sanitize_tag_value(params["play"]),
     }
 
@@ -321,7 +309,8 @@ def main():
     iam_path = params["iam_path"]
     if not (iam_path.startswith("/") and iam_path.endswith("/")):
         module.fail_json(msg=f"iam_path must begin and end with /, got {iam_path}")
-    client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    # The collection's one IAM client: retries throttling and IAM's 500 ServiceFailure like every module's.
+    client = iam_client(module)
     lease = Lease(module, client, policy_arn(module, params["name"], iam_path))
     ours = our_holder(params)
     result = acquire(module, lease, ours) if params["state"] == "present" else release(module, lease, ours)
