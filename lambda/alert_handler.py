@@ -31,7 +31,6 @@ import base64
 import binascii
 import gzip
 import json
-import logging
 import os
 import time
 import zlib
@@ -47,10 +46,7 @@ EVENTBRIDGE_DETAIL_TYPE = "AWS API Call via CloudTrail"
 # Calls that turn a user's key into session credentials whose later calls name the same user.
 SESSION_CALLS = frozenset(("GetSessionToken", "GetFederationToken"))
 
-LOGGER = logging.getLogger("canarykeys.alert")
-# Lambda's Python runtime sets the root logger to WARNING; the summary of each invocation is INFO.
-_LEVEL = os.environ.get("CANARY_LOG_LEVEL", "INFO").upper()
-LOGGER.setLevel(_LEVEL if _LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+LOGGER = alert_payload.logger()
 
 # The mapping of a user changes only when the seed rotates or retires its key; a minute of caching
 # across warm invocations saves IAM calls during a burst without hiding those changes for long.

@@ -12,6 +12,9 @@ Standard library only.
 
 from __future__ import annotations
 
+import logging
+import os
+
 KIND_CANARY = "canary"
 KIND_UNKNOWN_USER = "unknown-iam-user"
 
@@ -171,3 +174,14 @@ def headline(alert: dict) -> str:
     if detector == DETECTOR_EXPOSED:
         return f"AWS found a published key in the canary account: {alert.get('access_key_id') or '?'}"
     return f"Unknown IAM user activity in the canary account: {alert.get('iam_user') or '?'}"
+
+
+def logger():
+    """The Lambda's logger (``canarykeys.alert``) at CANARY_LOG_LEVEL, INFO unless set.
+
+    Lambda's Python runtime sets the root logger to WARNING; each invocation's summary is INFO.
+    """
+    log = logging.getLogger("canarykeys.alert")
+    level = os.environ.get("CANARY_LOG_LEVEL", "INFO").upper()
+    log.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+    return log

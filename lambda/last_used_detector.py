@@ -41,7 +41,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import json
-import logging
 import math
 import os
 import time
@@ -56,10 +55,7 @@ import scan_cursor
 
 DETECTOR = alert_payload.DETECTOR_LAST_USED
 
-LOGGER = logging.getLogger("canarykeys.alert")
-# Lambda's Python runtime sets the root logger to WARNING; the summary of each scan is INFO.
-_LEVEL = os.environ.get("CANARY_LOG_LEVEL", "INFO").upper()
-LOGGER.setLevel(_LEVEL if _LEVEL in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+LOGGER = alert_payload.logger()
 
 # Key reads run in a few threads: each is one IAM round trip.
 DEFAULT_CONCURRENCY = 4
