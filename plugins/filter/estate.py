@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.naming import os_user
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
 
@@ -31,8 +32,8 @@ def _key_ids(canary):
     return [key.get("access_key_id") for key in canary.get("keys") or []]
 
 
-def _row(host, path, profile, user_name, key_ids, status):
-    return {"host": host, "path": path, "profile": profile, "iam_user": user_name,
+def _row(host, path, profile, user_name, key_ids, status, account=""):
+    return {"host": host, "account": account, "path": path, "profile": profile, "iam_user": user_name,
             "access_key_id": " ".join(key for key in key_ids if key), "status": status}
 
 
@@ -130,7 +131,8 @@ def reconcile_findings(read_results, canaries, host):
         for key_id in ([None] if emptied else unplanted):
             findings["deleted_keys"].append({"user_name": canary.get("user_name"), "path": mapping.get("path"),
                                              "profile": mapping.get("profile"), "access_key_id": key_id,
-                                             "key_ids": unplanted, "emptied": emptied})
+                                             "key_ids": unplanted, "emptied": emptied,
+                                             "account": canary.get("account") or "", "account_id": canary.get("account_id") or ""})
     return findings
 
 
@@ -143,14 +145,14 @@ def retire_rows(read_results, host, check_mode=False):
         removed = bool(planted) and planted in _key_ids(canary)
         status = "retired" if removed else "retired (IAM only: the profile holds %s)" % (planted or "no key")
         rows.append(_row(host, read.get("path"), (canary.get("mapping") or {}).get("profile"), canary.get("user_name"),
-                         [planted], _verb(check_mode, status)))
+                         [planted], _verb(check_mode, status), account_label(canary)))
     return rows
 
 
 def canary_rows(canaries, status):
     """One table row per canary (its recorded host, file, profile, user and keys) with ``status``."""
     return [_row(_host_of(canary), (canary.get("mapping") or {}).get("path"), (canary.get("mapping") or {}).get("profile"),
-                 canary.get("user_name"), _key_ids(canary), status) for canary in canaries or []]
+                 canary.get("user_name"), _key_ids(canary), status, account_label(canary)) for canary in canaries or []]
 
 
 def _reports(hostvars, inventory_hosts):
@@ -201,7 +203,7 @@ def reconcile_report(estate, hostvars, inventory_hosts, check_mode=False):
 
     rows = [_row(key["host"], key.get("path"), key.get("profile"), key.get("user_name"), key.get("key_ids") or [],
                  "user %s: the profile holds none of its keys" % verb if key.get("emptied")
-                 else "key %s: the profile holds another key of the user" % verb) for key in deleted]
+                 else "key %s: the profile holds another key of the user" % verb, account_label(key)) for key in deleted]
     handled = {key.get("user_name") for key in deleted}
     for canary in canaries:
         if canary.get("user_name") in handled:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import string
 
+from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label, canaries_of
 from ansible_collections.canarykeys.aws.plugins.filter.estate import canary_owner, host_canaries, located_canaries
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, outcomes_for_host, placement_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import DENY_ALL_POLICY_NAME
@@ -76,8 +77,9 @@ def _settled_key(read, canaries_by_placement, host, template, deny_all=False):
     return canary
 
 
-def _by_placement(canaries):
-    return {c.get("mapping", {}).get("placement_id"): c for c in canaries or []}
+def _by_placement(estate):
+    """The canaries of the bulk read (canary_key_info's result, of one account or a loop over accounts) by placement id."""
+    return {c.get("mapping", {}).get("placement_id"): c for c in canaries_of(estate)}
 
 
 def unsettled_placements(read_results, canaries, host, template, deny_all=False):
@@ -95,6 +97,7 @@ def seed_settled_rows(read_results, canaries, host, template, deny_all=False):
         if canary is not None:
             rows.append({
                 "host": host,
+                "account": account_label(canary),
                 "path": read.get("path"),
                 "profile": read.get("seed_placement", {}).get("profile"),
                 "iam_user": canary.get("user_name"),
@@ -104,13 +107,14 @@ def seed_settled_rows(read_results, canaries, host, template, deny_all=False):
     return rows
 
 
-def seed_requests(read_results, canaries, host, template, planted_by, deny_all=False, user_name_template=""):
+def seed_requests(read_results, canaries, host, template, planted_by, deny_all=False, user_name_template="", account=""):
     """This host's placements that need canary_key_batch, one request each (no secret: nothing is minted yet).
 
     The module's fields (host, path, profile, planted_key_id, reminder, planted_by) plus what the
     write needs later (user, region).  ``user_name_template``: this host's naming (its group's), which
     a placement's own ``user_name_template`` overrides; the batch runs once for every host, so each
     request carries its own.  ``inline_policies`` travel from the bulk read when it listed the canary.
+    ``account``: the name of this host's canary account (``canary_accounts``), "" for the controller's own.
     """
     index = _by_placement(canaries)
     requests = []
@@ -126,6 +130,7 @@ def seed_requests(read_results, canaries, host, template, planted_by, deny_all=F
             "planted_by": planted_by,
             "user": placement.get("user"),
             "region": placement.get("region"),
+            "account": account or "",
         }
         if placement.get("user_name_template") or user_name_template:
             request["user_name_template"] = placement.get("user_name_template") or user_name_template
@@ -140,7 +145,8 @@ def seed_requests(read_results, canaries, host, template, planted_by, deny_all=F
 # Request field -> canary_key_batch placement option (the module refuses unknown fields).
 _MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
                   "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id",
-                  "user_name_template": "user_name_template", "inline_policies": "inline_policies", "user_name": "user_name"}
+                  "user_name_template": "user_name_template", "inline_policies": "inline_policies", "user_name": "user_name",
+                  "account": "account"}
 
 
 def batch_placements(requests):
@@ -164,6 +170,7 @@ def seed_outcomes(outcomes, requests, host):
             changed=bool(outcome.get("changed")),
             failed=bool(outcome.get("failed")),
             msg=outcome.get("msg"),
+            account_id=outcome.get("account_id") or "",
         )
         for index, request, outcome in outcomes_for_host(outcomes, requests, host)
     ]
@@ -214,16 +221,16 @@ def failed_results(results):
 
 
 # What the rows and the messages need of a begin outcome; never secret_access_key.
-_BEGIN_FIELDS = ("rotation", "user_name", "access_key_id", "rotated_key_id", "key_age_days", "deleted_access_key_ids", "msg")
+_BEGIN_FIELDS = ("rotation", "user_name", "access_key_id", "rotated_key_id", "key_age_days", "deleted_access_key_ids", "msg", "account_id")
 
 
-def rotate_requests(read_results, host):
+def rotate_requests(read_results, host, account=""):
     """One ``action: begin`` request per profile read on this host (host, path, profile, planted key id).
 
     ``read_results`` are the results of the role's read loop (loop_var ``rotate_canary``, the canary
     as ``canary_key_info`` listed it). ``user_name`` names the IAM user in the table when the begin step
     fails (the begin step itself finds the user by the key the profile holds); ``inline_policies``, when
-    listed, spare the begin step its read of them.
+    listed, spare the begin step its read of them.  ``account``: the name of this host's canary account.
     """
     return [
         {
@@ -232,6 +239,7 @@ def rotate_requests(read_results, host):
             "profile": read.get("rotate_canary", {}).get("profile"),
             "planted_key_id": read.get("access_key_id") or "",
             "user_name": read.get("rotate_canary", {}).get("user_name"),
+            **({"account": account} if account else {}),
             **({"inline_policies": read["rotate_canary"]["inline_policies"]}
                if read.get("rotate_canary", {}).get("inline_policies") is not None else {}),
         }
@@ -329,6 +337,7 @@ def rotate_finish_placements(outcomes, landed, planted_by=""):
             "planted_key_id": held,
             "rotated_key_id": outcome.get("rotated_key_id"),
             "planted_by": planted_by or "",
+            **({"account": outcome["account"]} if outcome.get("account") else {}),
         })
     return placements
 

@@ -3,16 +3,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that turn seed and rotate outcomes into report rows, and rows into the aligned reminder table.
 
-A row is one placement: host, path (file), profile, IAM user, access key id, status.  No secret ever.
+A row is one placement: host, canary account, path (file), profile, IAM user, access key id, status.  No
+secret ever.
 Each filter's documentation is in the file of its name next to this one (``reminder_table.yml``...).
 """
 
 from __future__ import annotations
 
+from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import finish_outcomes, landed_index, placement_of
 
 TABLE_COLUMNS = (
     ("host", "host"),
+    ("account", "account"),
     ("path", "file"),
     ("profile", "profile"),
     ("iam_user", "IAM user"),
@@ -26,6 +29,7 @@ def seed_rows(outcomes, host):
     return [
         {
             "host": host,
+            "account": account_label(outcome),
             "path": outcome.get("path"),
             "profile": outcome.get("profile"),
             "iam_user": outcome.get("user_name"),
@@ -84,6 +88,7 @@ def rotate_rows(outcomes, finish=None, check_mode=False):
                 status = "rolled back"
         rows.append({
             "host": outcome.get("host"),
+            "account": account_label(outcome),
             "path": outcome.get("path"),
             "profile": outcome.get("profile"),
             "iam_user": outcome.get("user_name"),

@@ -100,9 +100,9 @@ def test_reconcile_findings_delete_what_no_profile_holds():
     assert found["unlocated"] == ["web01-prod2"]
     assert found["deleted_keys"] == [
         {"user_name": "web01-prod", "path": "/home/deploy/.aws/credentials", "profile": "prod", "access_key_id": "AKIAOLD",
-         "key_ids": ["AKIAOLD"], "emptied": False},
+         "key_ids": ["AKIAOLD"], "emptied": False, "account": "", "account_id": ""},
         {"user_name": "web01-backup", "path": "/root/.aws/credentials", "profile": "backup", "access_key_id": None,
-         "key_ids": ["AKIAB"], "emptied": True},
+         "key_ids": ["AKIAB"], "emptied": True, "account": "", "account_id": ""},
     ]
 
 
@@ -114,14 +114,14 @@ def test_retire_rows_say_what_went():
     assert [row["status"] for row in rows] == [
         "would be retired", "would be retired (IAM only: the profile holds AKIAREAL)",
         "would be retired (IAM only: the profile holds no key)"]
-    assert rows[0] == {"host": "web01", "path": "/root/.aws/credentials", "profile": "backup", "iam_user": "web01-backup",
+    assert rows[0] == {"host": "web01", "account": "", "path": "/root/.aws/credentials", "profile": "backup", "iam_user": "web01-backup",
                        "access_key_id": "AKIAB", "status": "would be retired"}
 
 
 def test_canary_rows_list_every_key():
     item = canary("old-db01", "/root/.aws/credentials", "backup", "old-db01-backup", "AKIA1", "AKIA2")
     assert estate.canary_rows([item], "retired") == [{"host": "old-db01", "path": "/root/.aws/credentials",
-                                                      "profile": "backup", "iam_user": "old-db01-backup",
+                                                      "profile": "backup", "iam_user": "old-db01-backup", "account": "",
                                                       "access_key_id": "AKIA1 AKIA2", "status": "retired"}]
 
 

@@ -74,7 +74,7 @@ def test_seed_rows_and_table_have_no_secret():
     rows = tables.seed_rows(placement_filters.seed_outcomes(OUTCOMES, REQUESTS, "web01"), "web01")
     assert [row["status"] for row in rows] == ["unchanged", "minted"]
     table = tables.reminder_table(rows)
-    assert table[0].split() == ["host", "file", "profile", "IAM", "user", "access", "key", "id", "status"]
+    assert table[0].split() == ["host", "account", "file", "profile", "IAM", "user", "access", "key", "id", "status"]
     assert len(table) == 4
     assert SECRET not in json.dumps(rows) + "\n".join(table)
     # Sorted by host, then path: /home before /root.
