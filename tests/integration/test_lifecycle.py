@@ -168,7 +168,7 @@ def test_rotation_replaces_every_key_and_a_rerun_changes_nothing(clean_fleet, aw
         assert tags["canarykeys:generation"] == "2"
         assert tags["canarykeys:planted-by"] == "Rotate canary AWS keys"
         assert tags["canarykeys:planted-at"] >= seeded_users[(host, path, profile)][1]["canarykeys:planted-at"]
-        assert re.search(rf"{re.escape(host)}\s+{re.escape(path)}\s+{profile}\s+{name}\s+{now['key']}\s+rotated\s+from\s+{old['key']}", output)
+        assert re.search(rf"{re.escape(host)}\s+\d{{12}}\s+{re.escape(path)}\s+{profile}\s+{name}\s+{now['key']}\s+rotated\s+from\s+{old['key']}", output)
     # Only the canary profile's two key lines changed, in every file; config files not at all.
     for (host, user), (credentials, config) in files_before.items():
         assert fleet.read_file(host, user, ".aws/config") == config
@@ -288,7 +288,7 @@ def test_reconcile_retire_and_purge(clean_fleet, aws, run_playbook, tmp_path):
     rc, output = run_playbook(RETIRE, smaller, {"purge_missing": True}, ["--check"])
     assert rc == 0, output[-3000:]
     assert said(output, "1 canaries belong to hosts no longer in the inventory (check mode")
-    assert re.search(r"laptop-bob\s+/home/bob/\.aws/credentials\s+deploy\s+\S+\s+AKIA\w+\s+would", output)
+    assert re.search(r"laptop-bob\s+\d{12}\s+/home/bob/\.aws/credentials\s+deploy\s+\S+\s+AKIA\w+\s+would", output)
     assert placement_users(iam) == remaining
     rc, output = run_playbook(RETIRE, smaller, {"purge_missing": True})
     assert rc == 0, output[-3000:]

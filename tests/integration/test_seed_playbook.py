@@ -141,7 +141,7 @@ def test_every_placement_holds_its_active_canary_key(seeded):
         assert read["key"] == keys[0]["AccessKeyId"]
         assert len(read["secret_sha256"]) == 64
         # The reminder table names the placement and its key id.
-        assert re.search(rf"{re.escape(host)}\s+{re.escape(path)}\s+{profile}\s+{re.escape(iam_user)}\s+{keys[0]['AccessKeyId']}", output)
+        assert re.search(rf"{re.escape(host)}\s+\d{{12}}\s+{re.escape(path)}\s+{profile}\s+{re.escape(iam_user)}\s+{keys[0]['AccessKeyId']}", output)
     assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))
 
 
