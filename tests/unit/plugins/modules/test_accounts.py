@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import urllib.request
 
@@ -30,6 +31,7 @@ from ansible_collections.canarykeys.aws.plugins.modules import (  # noqa: E402
     canary_key, canary_key_batch, canary_key_info, estate_lease,
 )
 
+REPO = pathlib.Path(__file__).resolve().parents[4]
 REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
 ACCOUNT_B = "222222222222"
@@ -211,3 +213,44 @@ def test_check_mode_assumes_the_role_and_writes_nothing(aws, run):
     assert [c["action"] for c in aws.calls() if c["service"] == "sts"] == ["AssumeRole"]
     assert iam_writes(aws) == []
     assert "ASIA" not in printed
+
+
+def pinned_role_policy(account_id=ACCOUNT_B, iam_path="/") -> str:
+    """docs/controller-policy.json pinned to one canary account and its IAM path, as docs/iam_permissions.md's sed does."""
+    text = (REPO / "docs" / "controller-policy.json").read_text()
+    return (text.replace("arn:aws:iam::*:user/*", f"arn:aws:iam::{account_id}:user{iam_path}*")
+            .replace("arn:aws:iam::*:policy/", f"arn:aws:iam::{account_id}:policy/"))
+
+
+def documented_json(heading_sid: str) -> dict:
+    """The JSON block of docs/iam_permissions.md whose statement has this Sid."""
+    text = (REPO / "docs" / "iam_permissions.md").read_text()
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S)]
+    return next(block for block in blocks if block["Statement"][0].get("Sid") == heading_sid)
+
+
+def test_the_documented_role_allows_every_call_the_modules_make_in_the_account(aws, run):
+    """moto checks policy grammar but evaluates neither resources nor tag conditions: the actions are what is checked."""
+    iam_b = role_client(aws, "iam")
+    policy = pinned_role_policy(iam_path="/canaries/")
+    iam_b.create_policy(PolicyName="canarykeys", PolicyDocument=policy)
+    iam_b.create_role(RoleName="canarykeys", AssumeRolePolicyDocument=json.dumps(documented_json("TheCanaryController")))
+    aws.client("iam", direct=True).create_policy(PolicyName="reach", PolicyDocument=json.dumps(documented_json("ReachTheCanaryAccounts")))
+    allowed = {action for statement in json.loads(policy)["Statement"] if statement["Effect"] == "Allow"
+               for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
+    naming = {"iam_path": "/canaries/", "deny_all": True}
+    mark = len(aws.calls())
+
+    run(estate_lease, account=ENTRY_B, **lease_args(os.getpid()))
+    minted, _printed = run(canary_key_batch, account=ENTRY_B, placements=[PLACEMENT], **naming)
+    run(canary_key_batch, account=ENTRY_B, placements=[PLACEMENT], **naming)  # the profile holds no key: an orphan
+    run(canary_key_info, account=ENTRY_B, last_used=True)
+    run(canary_key_info, account=ENTRY_B, key_source="list_access_keys")
+    retired, _printed = run(canary_key, account=ENTRY_B, state="absent", **PLACEMENT, **naming)
+    run(estate_lease, account=ENTRY_B, state="absent", **lease_args(os.getpid()))
+
+    assert minted["outcomes"][0]["user_arn"].startswith(f"arn:aws:iam::{ACCOUNT_B}:user/canaries/") and retired["user_deleted"]
+    called = {f"{c['service']}:{c['action']}" for c in aws.calls()[mark:] if c["access_key_id"] in temporary_key_ids(aws, mark)}
+    assert {"iam:CreateUser", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:DeleteUser", "iam:CreatePolicy",
+            "iam:DeletePolicy", "iam:GetAccountAuthorizationDetails", "iam:PutUserPolicy"} <= called
+    assert called <= allowed, called - allowed
