@@ -188,11 +188,12 @@ user_name:
   type: str
   sample: web03-backup
 account:
-  description: The name of the canary account (O(account.name)), empty without O(account).
-  returned: always
+  description:
+    - The canary account of the placement's user, by its entry's name (O(account.name)); empty without O(account).
   type: str
-  sample: eu-canaries
+  returned: always
   version_added: 0.1.0
+  sample: eu-canaries
 account_id:
   description:
     - The id of the account the user is in (from RV(user_arn), the assumed role, or else one C(sts:GetCallerIdentity)).

@@ -140,10 +140,10 @@ canaries:
   elements: dict
   contains:
     account:
-      description: The name of the canary account (O(account.name)), empty without O(account).
-      returned: always
+      description: Which canary account the user is in, by the name of its entry (O(account.name)); V("") without O(account).
       type: str
       sample: eu-canaries
+      returned: always
       version_added: 0.1.0
     account_id:
       description: The id of the account the user is in (from its ARN).

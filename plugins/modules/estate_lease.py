@@ -141,11 +141,11 @@ waited:
   returned: always
   type: int
 account:
-  description: The name of the canary account (O(account.name)), empty without O(account).
-  returned: always
-  type: str
+  description: The entry name (O(account.name)) of the canary account whose lease this is; empty without O(account).
   sample: eu-canaries
+  returned: always
   version_added: 0.1.0
+  type: str
 account_id:
   description: The id of the account the lease lives in.
   returned: always

@@ -16,6 +16,7 @@ Ansible variables.  They last AssumeRole's default hour; a module run longer tha
 
 from __future__ import annotations
 
+import copy
 import re
 
 try:
@@ -79,10 +80,10 @@ class CanaryAccountModule(AnsibleAWSModule):
     """AnsibleAWSModule with the ``account`` option: every client it makes reaches that canary account."""
 
     def __init__(self, **kwargs):
-        kwargs["argument_spec"] = dict(kwargs.get("argument_spec") or {}, account=ACCOUNT_OPTION)
+        kwargs["argument_spec"] = dict(kwargs.get("argument_spec") or {}, account=copy.deepcopy(ACCOUNT_OPTION))
         super().__init__(**kwargs)
         self.account = dict(self.params.get("account") or {})
-        self.account.setdefault("name", "")
+        self.account["name"] = self.account.get("name") or ""
         problem = entry_problem(self.account)
         if not problem and self.account.get("profile") and self.account["profile"] not in boto3.session.Session().available_profiles:
             problem = f"{entry_label(self.account)}: AWS profile {self.account['profile']} is not in the AWS config or credentials files"

@@ -22,7 +22,6 @@ pytest.importorskip("moto")
 
 import boto3  # noqa: E402  pylint: disable=wrong-import-position
 import botocore.exceptions  # noqa: E402  pylint: disable=wrong-import-position
-from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.canarykeys.aws.plugins.doc_fragments.account import ModuleDocFragment  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease  # noqa: E402
@@ -38,21 +37,15 @@ ACCOUNT_B = "222222222222"
 ROLE_B = f"arn:aws:iam::{ACCOUNT_B}:role/canarykeys"
 ENTRY_B = {"name": "b", "role_arn": ROLE_B, "external_id": "ext-4711"}
 PLACEMENT = {"host": "web01", "path": "/home/deploy/.aws/credentials", "profile_name": "prod", "reminder": "web01 deploy"}
-OPERATOR = {"access_key": "testing", "secret_key": "testing"}
 
 
 @pytest.fixture(name="run")
-def fixture_run(aws, capsys):
-    """Run a module's main() in-process with the operator's connection options; (result, everything printed)."""
+def fixture_run(run_module):
+    """modules/conftest.py's run_module (the operator's standard AWS environment); (result, what the module printed)."""
 
-    def run(module, check_mode=False, connection=None, **args):
-        args = dict(args, region=REGION, endpoint_url=aws.endpoint_url, _ansible_check_mode=check_mode,
-                    **(OPERATOR if connection is None else connection))
-        with patch_module_args(args):
-            with pytest.raises(SystemExit):
-                module.main()
-        out, err = capsys.readouterr()
-        return json.loads(out), out + err
+    def run(module, check_mode=False, **args):
+        result = run_module(module, check_mode=check_mode, **args)
+        return result, json.dumps(result)
 
     return run
 
@@ -193,7 +186,7 @@ def test_a_refused_assume_role_fails_in_one_line_and_writes_nothing(aws, run):
     moto_auth(aws, "0")
     try:
         result, printed = run(canary_key_batch, placements=[PLACEMENT], account=ENTRY_B,
-                              connection={"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]})
+                              access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
     finally:
         moto_auth(aws, "inf")
     assert result["failed"] and "\n" not in result["msg"]
