@@ -50,4 +50,8 @@ options:
             own connection. Its region is used when O(region) is not set.
           - Mutually exclusive with O(account.role_arn).
         type: str
+notes:
+  - With O(account.role_arn), the module's own identity needs C(sts:AssumeRole) on that role, and the IAM permissions the
+    module needs are the role's, in the canary account (the collection's C(docs/iam_permissions.md), section "A canary
+    account's role").
 """

@@ -346,7 +346,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
-
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply

@@ -150,7 +150,6 @@ summary:
   sample: {"placements": 2, "changed": 1, "minted": 1, "failed": 1}
 """
 
-
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
