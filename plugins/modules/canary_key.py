@@ -99,6 +99,7 @@ attributes:
 extends_documentation_fragment:
   - canarykeys.aws.placement
   - canarykeys.aws.naming
+  - canarykeys.aws.account
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -186,6 +187,20 @@ user_name:
   returned: always
   type: str
   sample: web03-backup
+account:
+  description:
+    - The canary account of the placement's user, by its entry's name (O(account.name)); empty without O(account).
+  type: str
+  returned: always
+  version_added: 0.1.0
+  sample: eu-canaries
+account_id:
+  description:
+    - The id of the account the user is in (from RV(user_arn), the assumed role, or else one C(sts:GetCallerIdentity)).
+  returned: always
+  type: str
+  sample: "222222222222"
+  version_added: 0.1.0
 user_arn:
   description: The ARN of the IAM user; empty when the user does not exist (check mode, or O(state=absent) found none).
   returned: always
@@ -331,8 +346,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import NO_CREDENTIALS, IAMCallError, PlacementError
@@ -351,7 +365,7 @@ def main():
         rotated_key_id=dict(type="str", no_log=False),
         user_name=dict(type="str"),
     )
-    module = AnsibleAWSModule(
+    module = CanaryAccountModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
         required_if=[("rotation", "finish", ["rotated_key_id"])],
@@ -387,6 +401,7 @@ def main():
         module.fail_json_aws(e.exception, msg=e.message)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    module.label([result])
     module.exit_json(**result)
 
 

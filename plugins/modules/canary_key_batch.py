@@ -20,6 +20,7 @@ description:
     O(canarykeys.aws.canary_key#module:rotation)).
   - Every IAM call is retried with jittered backoff when AWS throttles; up to O(concurrency) placements are handled at
     once.
+  - All the placements of one run are in one canary account (O(account)); the roles run one batch per account.
 author:
   - canarykeys maintainers (@canarykeys)
 options:
@@ -68,6 +69,7 @@ seealso:
 extends_documentation_fragment:
   - canarykeys.aws.placement.batch
   - canarykeys.aws.naming
+  - canarykeys.aws.account
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -108,7 +110,9 @@ RETURN = r"""
 outcomes:
   description:
     - One entry per placement, in the order of O(placements).
-    - Each holds the placement's C(host), C(path) and C(profile) (its O(placements[].profile_name)) and, for a placement that did not fail, every value
+    - Each holds the placement's C(host), C(path) and C(profile) (its O(placements[].profile_name)), C(account) (the
+      name of the canary account, O(account.name), empty without O(account)) and C(account_id) (the id of the account
+      the batch worked in) and, for a placement that did not fail, every value
       M(canarykeys.aws.canary_key) returns for the same step (C(changed), C(minted), C(user_name), C(access_key_id),
       C(secret_access_key) when a key was minted, C(deleted_access_key_ids), C(generation), C(mapping), C(rotation),
       C(rotated_key_id)...).
@@ -121,6 +125,8 @@ outcomes:
     - host: web03
       path: /home/deploy/.aws/credentials
       profile: prod
+      account: eu-canaries
+      account_id: "222222222222"
       changed: true
       minted: true
       user_name: web03-backup
@@ -130,6 +136,8 @@ outcomes:
     - host: laptop-alice
       path: /home/alice/.aws/credentials
       profile: deploy
+      account: eu-canaries
+      account_id: "222222222222"
       failed: true
       changed: false
       minted: false
@@ -142,9 +150,7 @@ summary:
   sample: {"placements": 2, "changed": 1, "minted": 1, "failed": 1}
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_id
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import quota
@@ -159,7 +165,7 @@ def check_user_quota(module, client, asked):
     except IAMCallError as error:
         module.fail_json(msg=error_message(error))
     limit = module.params["user_quota"] if module.params["user_quota"] is not None else account_quota
-    problem = quota.quota_problem(get_aws_account_id(module), users_now, asked, limit)
+    problem = quota.quota_problem(module.description(), users_now, asked, limit)
     if problem:
         module.fail_json(msg=problem, users=users_now, asked=asked, user_quota=limit)
 
@@ -173,7 +179,7 @@ def main():
         user_quota=dict(type="int"),
         **NAMING_SPEC,
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = CanaryAccountModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
         validate(params["placements"], params["user_name_template"], params["iam_path"], max_age_days=params["max_age_days"],
@@ -189,6 +195,7 @@ def main():
         client, requests, action=params["action"], concurrency=params["concurrency"],
         template=params["user_name_template"], iam_path=params["iam_path"], deny_all=params["deny_all"], check_mode=module.check_mode,
     )
+    module.label(results)
     for result in results:
         for warning in result.pop("warnings", []):
             module.warn(warning)

@@ -11,7 +11,7 @@ module: canary_key_info
 version_added: 0.1.0
 short_description: List the canary AWS access keys of the account with their placement, state and last use
 description:
-  - Lists every canary of the AWS account, that is every IAM user tagged as managed by this collection
+  - Lists every canary of the AWS account (with O(account), of that canary account), that is every IAM user tagged as managed by this collection
     (C(canarykeys:managed=true)), whatever its name or IAM path. Other IAM users are never listed.
   - For each canary returns its placement (host, credentials file, profile, reminder, when and by which play it
     was planted, generation), its IAM user, each of its access keys (id, status, creation date, age) and, with
@@ -93,6 +93,7 @@ attributes:
 seealso:
   - module: canarykeys.aws.canary_key
 extends_documentation_fragment:
+  - canarykeys.aws.account
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -138,6 +139,18 @@ canaries:
   type: list
   elements: dict
   contains:
+    account:
+      description: Which canary account the user is in, by the name of its entry (O(account.name)); V("") without O(account).
+      type: str
+      sample: eu-canaries
+      returned: always
+      version_added: 0.1.0
+    account_id:
+      description: The id of the account the user is in (from its ARN).
+      returned: always
+      type: str
+      sample: "222222222222"
+      version_added: 0.1.0
     user_name:
       description: IAM user name.
       returned: always
@@ -308,7 +321,8 @@ placements:
   description:
     - One flat row per canary (placement), sorted like RV(canaries), describing its newest listed key.
     - The C(used) and C(last_used_*) fields consider every listed key of the placement.
-    - C(dead) is RV(canaries[].dead).
+    - C(dead) is RV(canaries[].dead); C(account) and C(account_id) are RV(canaries[].account) and
+      RV(canaries[].account_id).
   returned: always
   type: list
   elements: dict
@@ -316,6 +330,8 @@ placements:
     - host: web03
       path: /root/.aws/credentials
       profile: backup
+      account: eu-canaries
+      account_id: "222222222222"
       reminder: "web03:/root/.aws/credentials [backup] user root"
       planted_at: "2025-01-31T09:12:44Z"
       planted_by: Seed canary AWS keys
@@ -340,11 +356,14 @@ orphans:
   description:
     - Canary users with no access key (C(reason=no_key)) and keys that are not their user's newest
       (C(reason=not_newest)), over every key of the selected canaries whatever O(status) says.
+    - Each carries C(account) and C(account_id) as RV(canaries[]) do.
   returned: always
   type: list
   elements: dict
   sample:
     - user_name: web01-deploy
+      account: ""
+      account_id: "123456789012"
       user_arn: arn:aws:iam::123456789012:user/web01-deploy
       placement_id: 9a8b7c6d5e4f30211203
       host: web01
@@ -382,8 +401,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
 
@@ -398,7 +416,7 @@ def main():
         page_size=dict(type="int", default=estate.MAX_PAGE_SIZE),
         concurrency=dict(type="int", default=estate.DEFAULT_CONCURRENCY),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = CanaryAccountModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     client = iam_client(module)
     try:
@@ -417,6 +435,9 @@ def main():
         module.fail_json(msg=str(e))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg="Failed to list the canary IAM users and their access keys")
+    # Rows of several accounts are merged by the roles: each says which account it is in.
+    for rows in (result["canaries"], result["placements"], result["orphans"]):
+        module.label(rows)
     module.exit_json(changed=False, **result)
 
 

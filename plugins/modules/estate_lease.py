@@ -22,6 +22,8 @@ description:
     ansible-playbook process no longer runs on this same controller (a run killed with SIGKILL).
   - Every task of one C(ansible-playbook) process shares one run id, computed on the controller by
     the action plugin of this module, so a role that takes the lease again renews it.
+  - With O(account), the lease lives in that canary account; each account has its own lease, and a run that changes
+    several accounts takes one lease per account.
 author:
   - canarykeys maintainers (@canarykeys)
 options:
@@ -74,6 +76,7 @@ options:
     type: str
     default: ""
 extends_documentation_fragment:
+  - canarykeys.aws.account
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -137,6 +140,18 @@ waited:
   description: Seconds spent waiting for another run's lease.
   returned: always
   type: int
+account:
+  description: The entry name (O(account.name)) of the canary account whose lease this is; empty without O(account).
+  sample: eu-canaries
+  returned: always
+  version_added: 0.1.0
+  type: str
+account_id:
+  description: The id of the account the lease lives in.
+  returned: always
+  type: str
+  sample: "222222222222"
+  version_added: 0.1.0
 policy_arn:
   description: ARN of the lease policy.
   returned: always
@@ -155,8 +170,8 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule, arn_account_id
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client, tag_list
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import key_timestamp, sanitize_tag_value, tags_list_to_dict
 
@@ -218,6 +233,12 @@ def policy_arn(module, name, iam_path) -> str:
     return f"arn:{partition}:iam::{account_id}:policy{iam_path}{name}"
 
 
+def account_hint(module) -> str:
+    # The lease lives in the canary account: breaking it by hand needs the same account option.
+    name = module.account["name"]
+    return f" (the lease of canary account {name}: give that entry as the account option)" if name else ""
+
+
 def our_holder(params) -> dict:
     controller = socket.gethostname()
     pid = params["holder_pid"] or 0
@@ -267,7 +288,8 @@ def acquire(module, lease, ours) -> dict:
         waited = time.monotonic() - started
         result["waited"] = int(waited)
         if waited >= params["wait"]:
-            module.fail_json(msg=_lease.held_message(current, params["name"]), lease=current, waited=result["waited"])
+            module.fail_json(msg=_lease.held_message(current, params["name"]) + account_hint(module), lease=current,
+                             waited=result["waited"])
         time.sleep(min(POLL_SECONDS, max(0.1, params["wait"] - waited)))
 
 
@@ -287,7 +309,7 @@ def release(module, lease, ours) -> dict:
 
 
 def main():
-    module = AnsibleAWSModule(
+    module = CanaryAccountModule(
         argument_spec=dict(
             name=dict(type="str", default="estate-change-lock"),
             iam_path=dict(type="str", default="/"),
@@ -314,7 +336,7 @@ def main():
     lease = Lease(module, client, policy_arn(module, params["name"], iam_path))
     ours = our_holder(params)
     result = acquire(module, lease, ours) if params["state"] == "present" else release(module, lease, ours)
-    module.exit_json(policy_arn=lease.arn, **result)
+    module.exit_json(policy_arn=lease.arn, account=module.account["name"], account_id=arn_account_id(lease.arn), **result)
 
 
 if __name__ == "__main__":
