@@ -120,4 +120,11 @@ options:
             profile holds.
         type: str
         version_added: 0.1.0
+      account:
+        description:
+          - The name of the placement's canary account, an entry of O(accounts); the placement is handled in that account.
+          - V(""), the batch's own O(account) (or the account of the module's connection).
+        type: str
+        default: ""
+        version_added: 0.1.0
 """

@@ -20,7 +20,9 @@ description:
     O(canarykeys.aws.canary_key#module:rotation)).
   - Every IAM call is retried with jittered backoff when AWS throttles; up to O(concurrency) placements are handled at
     once.
-  - All the placements of one run are in one canary account (O(account)); the roles run one batch per account.
+  - The placements of one run may be in several canary accounts - each names its account (O(placements[].account)) among
+    O(accounts) - so that a play over hosts of several accounts still runs one batch. The accounts are handled one after
+    the other, each with its own C(sts:AssumeRole) and its own quota check.
 author:
   - canarykeys maintainers (@canarykeys)
 options:
@@ -48,7 +50,35 @@ options:
         account's users (C(iam:GetAccountSummary)) and the placements that may each create one (those without
         O(placements[].user_name)), and fails whole, in one line, when they would pass it.
       - Default, IAM's own quota for the account (5,000). Set it lower to keep room for other users, or for tests.
+      - Checked in each account against the new users of that account's placements.
     type: int
+  accounts:
+    description:
+      - The canary accounts that O(placements[].account) names, as the roles' C(canary_accounts) list; each entry has the
+        suboptions of O(account) and a required O(accounts[].name).
+      - A placement naming no account is handled in O(account) (or the account of the module's connection).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.1.0
+    suboptions:
+      name:
+        description: The entry's name, which O(placements[].account) gives.
+        type: str
+        required: true
+      role_arn:
+        description: As O(account.role_arn).
+        type: str
+      external_id:
+        description: As O(account.external_id).
+        type: str
+      session_name:
+        description: As O(account.session_name).
+        type: str
+        default: canarykeys
+      profile:
+        description: As O(account.profile).
+        type: str
 notes:
   - Set C(no_log) to V(true) on the task. Every key minted has its secret in its RV(outcomes) entry, which must reach
     its host and nothing else.
@@ -150,7 +180,7 @@ summary:
   sample: {"placements": 2, "changed": 1, "minted": 1, "failed": 1}
 """
 
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import ACCOUNT_SPEC, CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import ACTIONS, run_many
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import quota
@@ -170,6 +200,23 @@ def check_user_quota(module, client, asked):
         module.fail_json(msg=problem, users=users_now, asked=asked, user_quota=limit)
 
 
+def accounts_by_name(module) -> dict:
+    """O(accounts) by name; a placement naming an account that is not there fails the run before any call."""
+    accounts = {entry["name"]: entry for entry in module.params["accounts"]}
+    unknown = sorted({p["account"] for p in module.params["placements"] if p["account"] and p["account"] not in accounts})
+    if unknown:
+        module.fail_json(msg=f"placements name the canary account(s) {', '.join(unknown)}, which accounts does not list")
+    return accounts
+
+
+def placements_by_account(requests) -> list:
+    """``[(account name, [indexes of its placements])]``, accounts in the order they first appear."""
+    groups = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(request.get("account") or "", []).append(index)
+    return list(groups.items())
+
+
 def main():
     argument_spec = dict(
         placements=dict(type="list", elements="dict", required=True, options=BATCH_PLACEMENT_SPEC),
@@ -177,6 +224,7 @@ def main():
         max_age_days=dict(type="int", default=0),
         concurrency=dict(type="int", default=4),
         user_quota=dict(type="int"),
+        accounts=dict(type="list", elements="dict", default=[], options=dict(ACCOUNT_SPEC, name=dict(type="str", required=True))),
         **NAMING_SPEC,
     )
     module = CanaryAccountModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -187,15 +235,27 @@ def main():
     except PlacementError as e:
         module.fail_json(msg=str(e))
 
-    client = iam_client(module) if params["placements"] else None
+    accounts = accounts_by_name(module)
     requests = [dict(request, max_age_days=params["max_age_days"]) for request in params["placements"]]
-    if params["action"] == "ensure" and quota.new_users(requests):
-        check_user_quota(module, client, quota.new_users(requests))
-    results = run_many(
-        client, requests, action=params["action"], concurrency=params["concurrency"],
-        template=params["user_name_template"], iam_path=params["iam_path"], deny_all=params["deny_all"], check_mode=module.check_mode,
-    )
-    module.label(results)
+    results = [None] * len(requests)
+    groups = [(accounts[name] if name else params["account"], indexes) for name, indexes in placements_by_account(requests)]
+    # Every account's client (one AssumeRole each) and quota check before the first write in any of them.
+    clients = []
+    for entry, indexes in groups:
+        module.use_account(entry)
+        clients.append(iam_client(module))
+        group = [requests[index] for index in indexes]
+        if params["action"] == "ensure" and quota.new_users(group):
+            check_user_quota(module, clients[-1], quota.new_users(group))
+    for (entry, indexes), client in zip(groups, clients):
+        module.use_account(entry)
+        outcomes = run_many(
+            client, [requests[index] for index in indexes], action=params["action"], concurrency=params["concurrency"],
+            template=params["user_name_template"], iam_path=params["iam_path"], deny_all=params["deny_all"], check_mode=module.check_mode,
+        )
+        module.label(outcomes)
+        for index, outcome in zip(indexes, outcomes):
+            results[index] = outcome
     for result in results:
         for warning in result.pop("warnings", []):
             module.warn(warning)

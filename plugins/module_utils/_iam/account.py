@@ -70,6 +70,15 @@ def entry_problem(entry: dict) -> str:
     return ""
 
 
+def account_problem(entry) -> str:
+    """``entry_problem``, and a profile that no AWS config or credentials file has."""
+    entry = dict(entry or {})
+    problem = entry_problem(entry)
+    if not problem and entry.get("profile") and entry["profile"] not in boto3.session.Session().available_profiles:
+        problem = f"{entry_label(entry)}: AWS profile {entry['profile']} is not in the AWS config or credentials files"
+    return problem
+
+
 def arn_account_id(arn) -> str:
     """The account id of an ARN, "" for anything else."""
     match = ARN_ACCOUNT.match(arn or "")
@@ -82,15 +91,24 @@ class CanaryAccountModule(AnsibleAWSModule):
     def __init__(self, **kwargs):
         kwargs["argument_spec"] = dict(kwargs.get("argument_spec") or {}, account=copy.deepcopy(ACCOUNT_OPTION))
         super().__init__(**kwargs)
-        self.account = dict(self.params.get("account") or {})
-        self.account["name"] = self.account.get("name") or ""
-        problem = entry_problem(self.account)
-        if not problem and self.account.get("profile") and self.account["profile"] not in boto3.session.Session().available_profiles:
-            problem = f"{entry_label(self.account)}: AWS profile {self.account['profile']} is not in the AWS config or credentials files"
+        self.use_account(self.params.get("account"))
+
+    def use_account(self, entry) -> None:
+        """Work in the account of ``entry`` from now on (canary_key_batch's placements of several accounts, in turn)."""
+        account = dict(entry or {})
+        account["name"] = account.get("name") or ""
+        account["session_name"] = account.get("session_name") or DEFAULT_SESSION_NAME
+        problem = account_problem(account)
         if problem:
             self.fail_json(msg=problem)
-        self._reached = None  # the connection settings that reach the account, made on the first client
-        self._account_id = ""
+        # What was learnt of an account (its credentials, its id) is kept for when the module comes back to it: one
+        # AssumeRole per account and run, however often the module switches.
+        states = self.__dict__.setdefault("_states", {})
+        if self.__dict__.get("account") is not None:
+            states[repr(sorted(self.account.items()))] = (self._reached, self._account_id)
+        self.account = account
+        # _reached: the connection settings that reach the account, made on the first client.
+        self._reached, self._account_id = states.get(repr(sorted(account.items())), (None, ""))
 
     def _reach(self) -> dict:
         """boto3 settings that replace the module's own credentials: the entry's profile, or the assumed role's keys."""

@@ -38,6 +38,7 @@ BATCH_PLACEMENT_SPEC = dict(
     user_name_template=dict(type="str"),
     inline_policies=dict(type="list", elements="str"),
     user_name=dict(type="str"),
+    account=dict(type="str", default=""),
 )
 
 
