@@ -10,14 +10,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 COLLECTION_LINK := .collections/ansible_collections/canarykeys/aws
 # pytest-xdist workers of `make pytest` (so of `make test`), `make unit` and `make integration`: each
-# worker has its own fleet and local AWS. --dist loadgroup hands out the work units that
-# tests/integration/conftest.py marks: a file, so a module's fixtures (a seeded fleet, a deployed stack)
-# are set up once, except the longest files, cut into chunks two workers share; --no-loadscope-reorder
-# hands them out in the order that conftest gives (the longest first) instead of most tests first, which
-# left the longest file for last. tests/unit alone (no integration conftest, no marks) keeps --dist loadfile.
+# worker has its own fleet and local AWS. --dist loadfile keeps a file on one worker, so a module's
+# fixtures (a seeded fleet, a deployed stack) are set up once; --no-loadscope-reorder hands out the files
+# in collection order (tests/integration first, whose files run longest) instead of most tests first,
+# which left the longest file for last.
 PYTEST_WORKERS ?= 3
-PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
-PYTEST_XDIST_UNIT := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # Parts of `make test` that run side by side (see the test target).
 TEST_JOBS ?= 3
 MOLECULE_SCENARIOS := $(sort $(notdir $(patsubst %/,%,$(wildcard extensions/molecule/*/))))
@@ -69,7 +67,7 @@ pytest: setup system-deps
 	@$(TIMED) pytest $(BIN)/python -m pytest -q $(PYTEST_XDIST) --durations=15 tests
 
 unit: setup
-	$(BIN)/python -m pytest -q $(PYTEST_XDIST_UNIT) tests/unit
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST) tests/unit
 
 integration: setup system-deps
 	$(BIN)/python -m pytest -q $(PYTEST_XDIST) tests/integration

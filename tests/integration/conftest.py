@@ -18,7 +18,6 @@ earlier looks like a profile the seed did not plant. Tests that seed use ``clean
 fleet may share one seeding (test_seed_playbook's ``seeded``): ``aws_env.resets`` and
 ``fleet.restores`` count the resets, so a shared state knows when another test has replaced it.
 Under pytest-xdist every worker has its own session: its own fleet and its own local AWS.
-``pytest_collection_modifyitems`` below cuts the suite into xdist work units (``--dist loadgroup``).
 See docs/testing.md.
 """
 
@@ -124,49 +123,6 @@ class FleetUnderTest:
         """The AWS CLI of the host tools, as ``user`` on ``host`` (reads that user's ~/.aws)."""
         variables = {"AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": REGION, **(env or {})}
         return self.fleet.run_as(host, user, ["aws", *args], env=variables)
-
-
-# pytest-xdist work units, for `make pytest` and `make integration` (--dist loadgroup): by default one
-# unit per file, so a file's module fixtures (a seeded fleet, a built collection) are set up once, as with
-# --dist loadfile. The longest files hold tests that share nothing but the session's fleet and local AWS;
-# they are cut into chunks here, so two workers share them instead of one worker carrying the whole file
-# while the others run out of work. Values: the chunk a test goes to (a test not named stays in its
-# file's unit). A renamed test falls back to its file's unit, which is slower but still right.
-XDIST_CHUNKS = {
-    "test_detection_role.py": {"test_an_iam_user_call_reaches_the_alert_topic": "alert-path"},
-    "test_lifecycle.py": {"test_reconcile_retire_and_purge": "reconcile",
-                          "test_reconcile_replants_a_dead_canary": "reconcile"},
-    "test_overlap.py": {"test_a_run_killed_at_each_step_converges_on_the_next_plain_run": "killed"},
-}
-# Units handed out first, longest first (CI wall times in docs/testing.md); every other unit follows in
-# collection order. xdist gives a worker its next unit as soon as two of its tests are left, so a unit
-# of few long tests soon has the next unit queued behind it: the short ones go last.
-XDIST_FIRST = ("test_detection_role.py", "test_lifecycle.py", "test_end_to_end.py", "test_lifecycle.py/reconcile",
-               "test_overlap.py/killed", "test_seed_playbook.py", "test_overlap.py", "test_detection_role.py/alert-path")
-
-
-def xdist_unit(item):
-    """The xdist group of ``item``: its file (relative to the repository), or a chunk of it."""
-    path = item.path.relative_to(REPO).as_posix() if item.path.is_relative_to(REPO) else str(item.path)
-    chunk = XDIST_CHUNKS.get(item.path.name, {}).get(getattr(item, "originalname", item.name))
-    return f"{path}/{chunk}" if chunk else path
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Put every collected test (unit tests too) in its xdist group, and the longest groups first.
-
-    tryfirst: xdist's own hook then appends the group to each test's id. Without --dist loadgroup the
-    marks change nothing; the order moves whole units (a unit's tests keep their order), and only the
-    tests of a chunked file, which share no fixture, change places within it.
-    """
-    first = {name: rank for rank, name in enumerate(XDIST_FIRST)}
-    ranked = []
-    for index, item in enumerate(items):
-        unit = xdist_unit(item)
-        item.add_marker(pytest.mark.xdist_group(unit))
-        ranked.append((first.get(unit.removeprefix("tests/integration/"), len(first)), index, item))
-    items[:] = [item for _rank, _index, item in sorted(ranked, key=lambda entry: entry[:2])]
 
 
 @pytest.fixture(scope="session")
