@@ -38,16 +38,21 @@ PROBE = textwrap.dedent('''\
 ''')
 
 
+def probe_package(directory):
+    """A Lambda source directory holding the probe only (every function of these tests runs it)."""
+    (directory / "probe.py").write_text(PROBE, encoding="utf-8")
+    return directory
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    lambda_dir = tmp_path_factory.mktemp("lambda")
-    (lambda_dir / "probe.py").write_text(PROBE, encoding="utf-8")
-    with LocalAWS(record=True, delivery_interval=3600, lambda_dir=lambda_dir) as local_aws:
+    with LocalAWS(record=True, delivery_interval=3600, lambda_dir=probe_package(tmp_path_factory.mktemp("lambda"))) as local_aws:
         yield local_aws
 
 
 @pytest.fixture
 def aws(recording):  # pylint: disable=redefined-outer-name
+    """The local AWS with no resource and no record in any account."""
     recording.reset()
     return recording
 
