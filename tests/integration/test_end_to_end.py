@@ -132,7 +132,7 @@ def run_side_by_side(runs, env, workdir):
         argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(REPO / playbook), "-e", json.dumps(extra_vars)]
         with open(log, "wb") as handle:
             started[name] = (subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                                  stderr=subprocess.STDOUT), log)
+                                              stderr=subprocess.STDOUT), log)
     results = {}
     begun, deadline = time.monotonic(), time.monotonic() + 600
     try:
