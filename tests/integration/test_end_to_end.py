@@ -777,12 +777,14 @@ def test_detection_is_deployed_into_each_canary_account_with_its_name_and_deploy
     assert "CANARY_ACCOUNT_NAME" not in home, "without canary_accounts the stack is as with a single account"
     for name, account in CANARY_ACCOUNTS:
         functions = loop.aws.client("lambda", account_id=account)
-        for function in (FUNCTION, "audit-key-last-used"):
-            variables = functions.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
-            assert variables["CANARY_ACCOUNT_NAME"] == name
-            assert variables["CANARY_SNS_TOPIC_ARN"] == f"arn:aws:sns:us-east-1:{account}:security-alerts"
-        # The deployer there: every session of the role the run assumed, which the seed's runs use too.
-        assert variables["CANARY_TRUSTED_PRINCIPALS"] == f"arn:aws:sts::{account}:assumed-role/{DEPLOYER}/*"
+        variables = {function: functions.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+                     for function in (FUNCTION, "audit-key-last-used")}
+        for environment in variables.values():
+            assert environment["CANARY_ACCOUNT_NAME"] == name
+            assert environment["CANARY_SNS_TOPIC_ARN"] == f"arn:aws:sns:us-east-1:{account}:security-alerts"
+        # The alert Lambda trusts the deployer there: every session of the role the run assumed, which the seed's
+        # runs use too.
+        assert variables[FUNCTION]["CANARY_TRUSTED_PRINCIPALS"] == f"arn:aws:sts::{account}:assumed-role/{DEPLOYER}/*"
         trails = loop.aws.client("cloudtrail", account_id=account).describe_trails()["trailList"]
         assert [(trail["Name"], trail["S3BucketName"]) for trail in trails] == [("org-audit-trail", f"org-audit-trail-{account}")]
 
