@@ -164,6 +164,14 @@ def _calls_heading(alert: dict, shown: int) -> str:
     return "Calls, in time order:" if shown >= count else f"The earliest {shown} of {count} calls:"
 
 
+def _account_label(alert: dict):
+    """The account as a responder knows it: its name from canary_accounts, with the id AWS uses."""
+    name, account_id = alert.get("account"), alert.get("account_id")
+    if name and account_id:
+        return f"{name} ({account_id})"
+    return name or account_id
+
+
 def _facts(alert: dict) -> list:
     """(label, value) pairs every rendering shows, in reading order; empty values left out."""
     count = alert.get("count") or 0
@@ -185,7 +193,7 @@ def _facts(alert: dict) -> list:
         ("Reminder", alert.get("reminder")),
         ("Planted at", alert.get("planted_at")),
         ("IAM user", alert.get("iam_user")),
-        ("Account", alert.get("account_id")),
+        ("Account", _account_label(alert)),
         ("Access key", alert.get("access_key_id")),
         calls,
         ("Source IPs", ", ".join(alert_payload.source_addresses(alert))),

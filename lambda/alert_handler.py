@@ -451,8 +451,11 @@ def collect(items, home_account, max_events: int, trusted: tuple = ()) -> tuple:
     return users, parents, counters
 
 
-def build_alerts(users: dict, parents: dict, directory: UserDirectory, counters: dict | None = None) -> list:
-    """One alert per key: session credentials count as the user's key when it can be told."""
+def build_alerts(users: dict, parents: dict, directory: UserDirectory, counters: dict | None = None, account: str = "") -> list:
+    """One alert per key: session credentials count as the user's key when it can be told.
+
+    ``account``: the function's account name (``alert_payload.account_name``).
+    """
     alerts = []
     for (_account, name), calls in users.items():
         mapping = None if calls.foreign else directory.mapping(name)
@@ -471,12 +474,12 @@ def build_alerts(users: dict, parents: dict, directory: UserDirectory, counters:
             else:
                 by_parent[key] = group
         for key, group in by_parent.items():
-            alerts.append(alert_payload.build_alert(DETECTOR, calls.account_id, name, key, mapping, group))
+            alerts.append(alert_payload.build_alert(DETECTOR, calls.account_id, name, key, mapping, group, account))
     alerts.sort(key=lambda alert: (alert["first_seen"] or "", alert["iam_user"] or "", alert["access_key_id"] or ""))
     return alerts
 
 
-def _tamper(items, directory: UserDirectory, trusted: tuple, counters: dict) -> tuple:
+def _tamper(items, directory: UserDirectory, trusted: tuple, counters: dict, account: str = "") -> tuple:
     """``(tamper alerts, items left for the key-use path)`` of an EventBridge CloudTrail event.
 
     A change to a canary user makes one tamper alert and nothing else; a change by a trusted
@@ -489,7 +492,7 @@ def _tamper(items, directory: UserDirectory, trusted: tuple, counters: dict) -> 
         return [], items
     if not tamper_detector.is_candidate(record):
         return [], items
-    alert, reason = tamper_detector.examine(record, directory, trusted, fallback_time)
+    alert, reason = tamper_detector.examine(record, directory, trusted, fallback_time, account)
     if alert is not None:
         counters["records"] += 1
         return [alert], []
@@ -513,19 +516,20 @@ def process(event, context=None, environ=None, iam=None, dispatcher=None) -> dic
 
     home_account = _account_of_function(context) or envelope_account
     trusted = tamper_detector.trusted_patterns(environ)
+    account = alert_payload.account_name(environ)
     directory = UserDirectory(iam, ttl=_cache_seconds(environ))
     counters = {"records": 0, "ignored": 0, "skipped": 0, "trusted": 0}
     if source == "health":
-        alerts = exposed_key_detector.alerts(items[0][0], directory)
+        alerts = exposed_key_detector.alerts(items[0][0], directory, account)
         counters.update(records=1, ignored=0 if alerts else 1)
     else:
         alerts = []
         if source == "eventbridge":
-            alerts, items = _tamper(items, directory, trusted, counters)
+            alerts, items = _tamper(items, directory, trusted, counters, account)
         users, parents, found = collect(items, home_account, _max_events(environ), trusted)
         for name, value in found.items():
             counters[name] += value
-        alerts += build_alerts(users, parents, directory, counters)
+        alerts += build_alerts(users, parents, directory, counters, account)
 
     if dispatcher is None:
         dispatcher = alert_channels.Dispatcher.from_settings(alert_channels.ChannelSettings.from_environ(environ), _remaining_seconds(context))

@@ -42,6 +42,11 @@ EVENT_FIELDS = (
     "eventID",
 )
 
+# The name of the canary account the function watches (an entry of the role's canary_accounts), which the
+# detection role writes into each function's environment: with several canary accounts, an account id
+# alone means little to a responder.  Unset (a single account) is "".
+ACCOUNT_NAME_VARIABLE = "CANARY_ACCOUNT_NAME"
+
 # The mapping fields (canary_mapping.FIELD_TAGS) an alert quotes; null for a user that is no canary.
 MAPPING_FIELDS = ("host", "path", "profile", "reminder", "planted_at")
 
@@ -117,6 +122,11 @@ class EventGroup:
         return list(self._events)
 
 
+def account_name(environ) -> str:
+    """The function's canary account name (CANARY_ACCOUNT_NAME), "" when unset."""
+    return (environ.get(ACCOUNT_NAME_VARIABLE) or "").strip()
+
+
 def build_alert(
     detector: str,
     account_id,
@@ -124,15 +134,18 @@ def build_alert(
     access_key_id,
     mapping: dict | None,
     group: EventGroup,
+    account: str = "",
 ) -> dict:
     """One alert, exactly the payload of docs/alerts.md.
 
     ``mapping`` is ``canary_mapping.mapping_from_tags()`` of the user (None: the user is not a
-    canary, or no longer exists), which decides ``alert``.
+    canary, or no longer exists), which decides ``alert``.  ``account`` is the function's account
+    name (``account_name``), "" for none.
     """
     alert = {
         "detector": detector,
         "alert": KIND_CANARY if mapping is not None else KIND_UNKNOWN_USER,
+        "account": account or "",
         "account_id": _text_or_none(account_id),
         "iam_user": _text_or_none(iam_user),
         "access_key_id": _text_or_none(access_key_id),
@@ -157,7 +170,15 @@ def source_addresses(alert: dict) -> list:
 
 
 def headline(alert: dict) -> str:
-    """One line that says what happened and where: the subject of every rendering."""
+    """One line that says what happened and where: the subject of every rendering.
+
+    With several canary accounts the account's name ends the line: the first thing a responder reads.
+    """
+    text = _what_happened(alert)
+    return f"{text} (account {alert['account']})" if alert.get("account") else text
+
+
+def _what_happened(alert: dict) -> str:
     detector = alert.get("detector")
     if alert.get("alert") == KIND_CANARY:
         where = " ".join(part for part in (alert.get("host"), alert.get("path")) if part) or alert.get("iam_user") or "?"

@@ -75,12 +75,15 @@ def _pseudo_event(event: dict, detail: dict) -> dict:
     }
 
 
-def alerts(event: dict, directory) -> list:
-    """One alert per affected key of an exposure event (none for other Health events)."""
+def alerts(event: dict, directory, account: str = "") -> list:
+    """One alert per affected key of an exposure event (none for other Health events).
+
+    ``account``: the function's account name (``alert_payload.account_name``).
+    """
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     if not is_exposure(detail):
         return []
-    account = detail.get("affectedAccount") or event.get("account")
+    account_id = detail.get("affectedAccount") or event.get("account")
     result = []
     for key_id in affected_keys(event):
         user_name = directory.owner_of_key(key_id)
@@ -89,7 +92,7 @@ def alerts(event: dict, directory) -> list:
             mapping = directory.remembered(user_name)
         group = alert_payload.EventGroup(1)
         group.add(alert_payload.event_summary(_pseudo_event(event, detail)))
-        alert = alert_payload.build_alert(alert_payload.DETECTOR_EXPOSED, account, user_name, key_id, mapping, group)
+        alert = alert_payload.build_alert(alert_payload.DETECTOR_EXPOSED, account_id, user_name, key_id, mapping, group, account)
         alert["exposure"] = {
             "event_type": detail.get("eventTypeCode"),
             "event_arn": detail.get("eventArn"),

@@ -292,10 +292,11 @@ def pseudo_event(use: KeyUse) -> dict:
     })
 
 
-def build_alert(canary: Canary, use: KeyUse) -> dict:
+def build_alert(canary: Canary, use: KeyUse, account: str = "") -> dict:
+    """The alert of one unreported use; ``account`` is the function's account name (``alert_payload.account_name``)."""
     group = alert_payload.EventGroup(1)
     group.add(pseudo_event(use))
-    return alert_payload.build_alert(DETECTOR, canary.account_id, canary.user_name, use.access_key_id, canary.mapping, group)
+    return alert_payload.build_alert(DETECTOR, canary.account_id, canary.user_name, use.access_key_id, canary.mapping, group, account)
 
 
 # ---------------------------------------------------------------- the scan
@@ -349,6 +350,7 @@ class Settings:
         self.concurrency = _setting(environ, "CANARY_IAM_CONCURRENCY", DEFAULT_CONCURRENCY, int, 1, MAX_CONCURRENCY)
         self.calls_per_run = _setting(environ, "CANARY_IAM_CALLS_PER_RUN", DEFAULT_CALLS_PER_RUN, int, MIN_CALLS_PER_RUN)
         self.calls_per_second = _setting(environ, "CANARY_IAM_CALLS_PER_SECOND", DEFAULT_CALLS_PER_SECOND, float, 0.1)
+        self.account = alert_payload.account_name(environ)
 
 
 class _Scan:
@@ -367,7 +369,7 @@ class _Scan:
                     seconds=round(seconds, 3), sent=self.sent)
 
 
-def _report(call: IamCalls, dispatcher, canary: Canary, uses: list, scan: _Scan) -> None:
+def _report(call: IamCalls, dispatcher, canary: Canary, uses: list, scan: _Scan, account: str = "") -> None:  # pylint: disable=too-many-arguments
     """Alert on each unreported use, oldest first, recording each one once a channel took it.
 
     Oldest first, and stop at the first alert nobody took: the tag then never claims a use that was
@@ -378,7 +380,7 @@ def _report(call: IamCalls, dispatcher, canary: Canary, uses: list, scan: _Scan)
     scan.counts["keys"] += len(uses)
     scan.counts["used_keys"] += sum(1 for use in uses if use.last_used is not None)
     for use in unreported(canary, uses):
-        alert = build_alert(canary, use)
+        alert = build_alert(canary, use, account)
         outcome = dispatcher.deliver(alert)
         scan.counts["alerts"] += 1
         item = {"iam_user": canary.user_name, "access_key_id": use.access_key_id, "last_used": alert["last_seen"],
@@ -437,7 +439,7 @@ def _check(call: IamCalls, dispatcher, plan: Plan, settings: Settings, remaining
                 if not listed:
                     scan.retry.append(canary)  # the planted key went away: list this user's keys next run
                 continue
-            _report(call, dispatcher, canary, uses, scan)
+            _report(call, dispatcher, canary, uses, scan, settings.account)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     return None

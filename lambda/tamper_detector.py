@@ -165,12 +165,12 @@ def _changed_key(record: dict):
     return key if isinstance(key, str) and key else None
 
 
-def build(record: dict, user_name: str, mapping, who: dict, quarantine, fallback_time=None) -> dict:
+def build(record: dict, user_name: str, mapping, who: dict, quarantine, fallback_time=None, account: str = "") -> dict:  # pylint: disable=too-many-arguments
     """The tamper alert of one record (the payload of docs/alerts.md, plus ``change``)."""
     group = alert_payload.EventGroup(1)
     group.add(alert_payload.event_summary(record, fallback_time))
-    account = record.get("recipientAccountId") or who.get("account_id")
-    alert = alert_payload.build_alert(alert_payload.DETECTOR_TAMPER, account, user_name, _changed_key(record), mapping, group)
+    account_id = record.get("recipientAccountId") or who.get("account_id")
+    alert = alert_payload.build_alert(alert_payload.DETECTOR_TAMPER, account_id, user_name, _changed_key(record), mapping, group, account)
     alert["change"] = {
         "call": f"iam:{record.get('eventName')}",
         "principal_arn": who.get("arn"),
@@ -185,8 +185,11 @@ def build(record: dict, user_name: str, mapping, who: dict, quarantine, fallback
     return alert
 
 
-def examine(record: dict, directory, patterns: tuple, fallback_time=None):
-    """``(alert or None, reason)``: the tamper alert of one CloudTrail record, and why (for the log)."""
+def examine(record: dict, directory, patterns: tuple, fallback_time=None, account: str = ""):
+    """``(alert or None, reason)``: the tamper alert of one CloudTrail record, and why (for the log).
+
+    ``account``: the function's account name (``alert_payload.account_name``).
+    """
     if not is_candidate(record):
         return None, "not-a-change"
     quarantine = quarantine_policy(record)
@@ -208,6 +211,6 @@ def examine(record: dict, directory, patterns: tuple, fallback_time=None):
     if mapping is None:
         if record.get("eventName") == "DeleteUser" and directory.gone(user_name):
             # Nobody can read the tags of a deleted user any more: report rather than stay silent.
-            return build(record, user_name, None, who, quarantine, fallback_time), "deleted-unknown"
+            return build(record, user_name, None, who, quarantine, fallback_time, account), "deleted-unknown"
         return None, "not-a-canary"
-    return build(record, user_name, mapping, who, quarantine, fallback_time), "canary"
+    return build(record, user_name, mapping, who, quarantine, fallback_time, account), "canary"

@@ -30,6 +30,12 @@ its key raises one ``tamper`` alert per change naming the canary's host, file an
 ``unknown-iam-user`` alert for the administrator's own calls, from the trail); an AWS Health
 ``AWS_RISK_CREDENTIALS_EXPOSED`` event for a planted key raises one ``exposed`` alert naming its host,
 file and profile with AWS's description; and the same alerts read in Slack.
+
+Finally several canary accounts: side by side with the first deployment, the detection stack is also
+deployed into two more accounts of the local AWS by one run with two ``canary_accounts`` entries, each a
+``role_arn`` into its account (moto gives every account id its own IAM); a key planted for a host in
+each account (``canarykeys.aws.canary_key`` with its ``account`` option) and used once raises one alert
+from that account's own stack, naming the host, the account's name and its id.
 """
 
 from __future__ import annotations
@@ -66,6 +72,10 @@ EVENT_NAMES = ["GetCallerIdentity", "ListBuckets", "ListUsers"]
 QUIET_USE = (["sts", "get-caller-identity", "--region", "eu-north-1"],)
 REPORT_PLAYBOOK = "playbooks/report_canaries.yml"
 LAST_USED_RULE = "audit-key-last-used-schedule"
+# The canary accounts of the multi-account deployment: (entry name, account id), each reached through the
+# role DEPLOYER that its administrator made for the controller.
+CANARY_ACCOUNTS = (("canary-east", "111111111111"), ("canary-west", "222222222222"))
+DEPLOYER = "canarykeys-controller"
 
 
 @dataclass
@@ -113,14 +123,16 @@ def playbook_env(aws, controller_dir):
 
 
 def run_side_by_side(runs, env, workdir):
-    """Start every (playbook, extra vars) at once (they do not depend on each other); {playbook: (rc, output)}."""
+    """Start every (playbook, inventory, extra vars[, name]) at once (they do not depend on each other);
+    {name (default: the playbook): (rc, output)}."""
     started = {}
-    for playbook, inventory, extra_vars in runs:
-        log = workdir / (pathlib.Path(playbook).stem + ".log")
+    for playbook, inventory, extra_vars, *name in runs:
+        name = name[0] if name else playbook
+        log = workdir / (pathlib.Path(name).stem + ".log")
         argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(REPO / playbook), "-e", json.dumps(extra_vars)]
         with open(log, "wb") as handle:
-            started[playbook] = (subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                                  stderr=subprocess.STDOUT), log)
+            started[name] = (subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=handle,
+                                              stderr=subprocess.STDOUT), log)
     results = {}
     begun, deadline = time.monotonic(), time.monotonic() + 600
     try:
@@ -139,6 +151,22 @@ def run_side_by_side(runs, env, workdir):
     return results
 
 
+def canary_account_entries():
+    """The canary_accounts of the multi-account deployment."""
+    return [{"name": name, "role_arn": f"arn:aws:iam::{account}:role/{DEPLOYER}"} for name, account in CANARY_ACCOUNTS]
+
+
+def make_deployer_roles(aws):
+    """In each canary account, the role its administrator makes for the controller (the local AWS's operator,
+    its account's root): trusted by the controller, allowed what the collection does there."""
+    for _name, account in CANARY_ACCOUNTS:
+        iam = aws.client("iam", account_id=account)
+        iam.create_role(RoleName=DEPLOYER, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{aws.account_id}:root"}, "Action": "sts:AssumeRole"}]}))
+        iam.put_role_policy(RoleName=DEPLOYER, PolicyName="canarykeys", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+
+
 @pytest.fixture(scope="module")
 def loop(fleet, tmp_path_factory):
     """Detection deployed into a recording local AWS, alerts to a signed local sink, the fleet seeded."""
@@ -150,13 +178,15 @@ def loop(fleet, tmp_path_factory):
         with AlertSink(secret=webhook_secret) as sink, LocalAWS(record=True, delivery_interval=3600) as aws:
             started = time.monotonic()
             env = playbook_env(aws, workdir / "controller-aws")
+            make_deployer_roles(aws)
+            detection = {"detection_webhook_url": sink.url("/generic"), "detection_webhook_secret": webhook_secret}
             results = run_side_by_side([
-                ("playbooks/deploy_detection.yml", fleet.inventory, {
-                    "detection_webhook_url": sink.url("/generic"),
-                    "detection_webhook_secret": webhook_secret,
-                    "detection_lambda_build_dir": str(workdir / "build"),
-                }),
+                ("playbooks/deploy_detection.yml", fleet.inventory, dict(detection, detection_lambda_build_dir=str(workdir / "build"))),
                 ("playbooks/seed_canaries.yml", fleet.inventory, {}),
+                # The same stack in two more accounts, in one play (the tests at the end of this module).
+                ("playbooks/deploy_detection.yml", fleet.inventory, dict(
+                    detection, detection_lambda_build_dir=str(workdir / "build-accounts"), canary_accounts=canary_account_entries()),
+                 "deploy_detection_accounts"),
             ], env, workdir)
             sys.stdout.write(f"\n[end to end] detection deployed and fleet seeded, side by side, in {time.monotonic() - started:.0f} s\n")
             for playbook, (rc, output) in results.items():
@@ -428,7 +458,8 @@ def test_the_scheduled_detector_alerts_once_per_used_key_then_stays_quiet(loop, 
     loop.sink.clear()
 
     # As EventBridge when the schedule comes due; every region, as a misplaced rule would be missed otherwise.
-    fired = loop.aws.fire_schedules()
+    # This account's schedules: the other canary accounts have theirs (the tests at the end of the module).
+    fired = loop.aws.fire_schedules(accounts=[loop.aws.account_id])
 
     # Only the detector's rule is a schedule (the fast path is off); the role gave EventBridge its permission.
     assert [(entry["rule"], entry["error"]) for entry in fired] == [(LAST_USED_RULE, None)]
@@ -457,7 +488,7 @@ def test_the_scheduled_detector_alerts_once_per_used_key_then_stays_quiet(loop, 
 
     # The next scan finds every use already reported (the tag on each canary): no alert at all.
     loop.sink.clear()
-    [again] = loop.aws.fire_schedules()
+    [again] = loop.aws.fire_schedules(accounts=[loop.aws.account_id])
     assert again["error"] is None and (again["result"]["alerts"], again["result"]["used_keys"]) == (0, len(used))
     loop.aws.recorder.flush()
     assert loop.sink.received() == []
@@ -678,3 +709,108 @@ def test_tamper_and_exposed_alerts_read_in_slack(loop, own_runs, admin):  # pyli
     assert json.dumps(event["detail"]["eventDescription"][0]["latestDescription"])[1:-1] in exposed
     loop.outputs += [item.body.decode("utf-8", "replace") for item in received]
     assert_no_secret_printed(loop)
+
+
+# -- several canary accounts ------------------------------------------------------------------------
+
+# One host of each canary account, its user, and the file and profile the account's canary is planted in:
+# a file of its own, so that the fleet's credentials files (which the report tests read) stay as the seed left them.
+ACCOUNT_HOSTS = {"canary-east": ("web01", "deploy"), "canary-west": ("web02", "deploy")}
+ACCOUNT_FILE = ".aws/archive-credentials"
+ACCOUNT_PROFILE = "archive"
+PLANT_PLAY = """---
+- name: Plant one canary for a host in each canary account
+  hosts: "{{ plant_hosts }}"
+  gather_facts: false
+  tasks:
+    - name: Mint the host's canary in its account
+      canarykeys.aws.canary_key:
+        host: "{{ inventory_hostname }}"
+        path: "{{ plant_path }}"
+        profile_name: "{{ plant_profile }}"
+        account: "{{ plant_accounts[inventory_hostname] }}"
+        planted_by: test_end_to_end.py
+      delegate_to: localhost
+      become: false
+      no_log: true
+      register: plant_minted
+
+    - name: Write it into the user's file
+      canarykeys.aws.credentials_profile:
+        owner: "{{ plant_user }}"
+        path: "{{ plant_path }}"
+        profile: "{{ plant_profile }}"
+        access_key_id: "{{ plant_minted.access_key_id }}"
+        secret_access_key: "{{ plant_minted.secret_access_key }}"
+        state: present
+      no_log: true
+"""
+
+
+@pytest.fixture(scope="module")
+def account_canaries(loop):
+    """{account name: (host, file, key id)}: a canary planted for a host in each canary account, not used yet."""
+    playbook = loop.workdir / "plant_accounts.yml"
+    playbook.write_text(PLANT_PLAY, encoding="utf-8")
+    entries = {entry["name"]: entry for entry in canary_account_entries()}
+    hosts = {host: entries[name] for name, (host, _user) in ACCOUNT_HOSTS.items()}
+    path = f"{home_inside('deploy')}/{ACCOUNT_FILE}"
+    results = run_side_by_side([(str(playbook), loop.fleet.inventory, {
+        "plant_hosts": ",".join(hosts), "plant_accounts": hosts, "plant_user": "deploy", "plant_path": path,
+        "plant_profile": ACCOUNT_PROFILE})], loop.env, loop.workdir)
+    rc, output = results[str(playbook)]
+    loop.outputs.append(output)
+    assert rc == 0, output[-4000:]
+    planted = {}
+    for name, (host, user) in ACCOUNT_HOSTS.items():
+        parser = configparser.RawConfigParser()
+        parser.read_string(loop.fleet.read_file(host, user, ACCOUNT_FILE))
+        planted[name] = (host, path, parser[ACCOUNT_PROFILE]["aws_access_key_id"], parser[ACCOUNT_PROFILE]["aws_secret_access_key"])
+    yield {name: placement[:3] for name, placement in planted.items()}
+    # The secrets are checked here, where they are known: no run's output nor alert printed one.
+    printed = loop.outputs + [item.body.decode("utf-8", "replace") for item in loop.sink.received()]
+    assert all(placement[3] not in text for placement in planted.values() for text in printed)
+
+
+def test_detection_is_deployed_into_each_canary_account_with_its_name_and_deployer(loop):
+    home = loop.aws.client("lambda").get_function_configuration(FunctionName=FUNCTION)["Environment"]["Variables"]
+    assert "CANARY_ACCOUNT_NAME" not in home, "without canary_accounts the stack is as with a single account"
+    for name, account in CANARY_ACCOUNTS:
+        functions = loop.aws.client("lambda", account_id=account)
+        variables = {function: functions.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+                     for function in (FUNCTION, "audit-key-last-used")}
+        for environment in variables.values():
+            assert environment["CANARY_ACCOUNT_NAME"] == name
+            assert environment["CANARY_SNS_TOPIC_ARN"] == f"arn:aws:sns:us-east-1:{account}:security-alerts"
+        # The alert Lambda trusts the deployer there: every session of the role the run assumed, which the seed's
+        # runs use too.
+        assert variables[FUNCTION]["CANARY_TRUSTED_PRINCIPALS"] == f"arn:aws:sts::{account}:assumed-role/{DEPLOYER}/*"
+        trails = loop.aws.client("cloudtrail", account_id=account).describe_trails()["trailList"]
+        assert [(trail["Name"], trail["S3BucketName"]) for trail in trails] == [("org-audit-trail", f"org-audit-trail-{account}")]
+
+
+def test_a_canary_used_in_each_account_raises_one_alert_naming_host_and_account(loop, account_canaries):
+    for name, account in CANARY_ACCOUNTS:
+        host, path, key_id = account_canaries[name]
+        _host, user = ACCOUNT_HOSTS[name]
+        loop.sink.clear()
+        deliveries = len(loop.aws.recorder.deliveries())
+
+        result = loop.fleet.aws_cli(host, user, "sts", "get-caller-identity", "--profile", ACCOUNT_PROFILE,
+                                    endpoint_url=loop.aws.endpoint_url, env={"AWS_SHARED_CREDENTIALS_FILE": path})
+        loop.outputs.append(result.stdout + result.stderr)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["Account"] == account
+        loop.aws.recorder.flush()
+
+        received = [item for item in loop.sink.wait(lambda item: item.alert is not None, timeout=10) if item.alert is not None]
+        assert len(received) == 1, [item.alert for item in received]
+        alert = received[0].alert
+        assert received[0].path == "/generic" and received[0].signature_ok is True
+        assert (alert["detector"], alert["alert"], alert["account"], alert["account_id"]) == ("cloudtrail", "canary", name, account)
+        assert (alert["host"], alert["path"], alert["profile"], alert["access_key_id"]) == (host, path, ACCOUNT_PROFILE, key_id)
+        assert [event["eventName"] for event in alert["events"]] == ["GetCallerIdentity"]
+        # From that account's own trail and function, which read that account's IAM.
+        [delivery] = loop.aws.recorder.deliveries()[deliveries:]
+        assert delivery["destination"] == f"arn:aws:lambda:us-east-1:{account}:function:{FUNCTION}" and delivery["error"] is None
+        loop.outputs.append(received[0].body.decode("utf-8", "replace"))

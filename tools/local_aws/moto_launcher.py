@@ -5,13 +5,16 @@
 
     python -m tools.local_aws.moto_launcher -H 127.0.0.1 -p PORT     (moto_server's own arguments)
 
-Three changes to moto, about the mechanics of a local AWS, none about what a canary key may do:
+Changes to moto, about the mechanics of a local AWS, none about what a canary key may do:
 
 1. The operator's access keys (``CANARYKEYS_LOCAL_AWS_OPERATOR_KEYS``, default ``testing``) act as the
    account's root user: moto skips authorisation for them, as AWS evaluates no IAM policy for root.
    Without this the operator would need an IAM user of its own, which every ``/moto-api/reset``
    deletes and which would show up in every ``list_users`` the product and its tests make.
    Unsigned requests (moto's own ``/moto-api``) pass too: moto cannot authorise them at all.
+   An operator key followed by ``-<account id>`` (``testing-111111111111``) is the root user of that
+   account (``operator_account``): moto gives every account id its own IAM, and the local AWS's
+   recorder and in-process Lambdas act in each account as the operator does in the first.
 2. moto verifies a SigV4 signature over its *parsed* parameters when a request has no body, so a
    correctly signed ``GET`` without a query string (Lambda ``ListFunctions``, ``GetFunction``, ...)
    fails with SignatureDoesNotMatch where AWS answers AccessDenied.  The payload AWS hashes is the raw
@@ -39,6 +42,15 @@ def operator_keys() -> frozenset:
     return frozenset(filter(None, os.environ.get(OPERATOR_KEYS_ENV, "testing").split(",")))
 
 
+def operator_account(access_key_id: str, keys: frozenset):
+    """The account whose root ``access_key_id`` is: "" for a plain operator key (moto's default account),
+    the account id of ``<operator key>-<12 digits>``, None for any other key."""
+    if access_key_id in keys:
+        return ""
+    key, _sep, account = access_key_id.rpartition("-")
+    return account if key in keys and len(account) == 12 and account.isdigit() else None
+
+
 def patch_moto(keys: frozenset) -> None:
     from botocore.awsrequest import AWSRequest  # pylint: disable=import-outside-toplevel
     from moto.core import authorization  # pylint: disable=import-outside-toplevel
@@ -46,7 +58,7 @@ def patch_moto(keys: frozenset) -> None:
     from moto.iam import access_control  # pylint: disable=import-outside-toplevel
     from moto.iam.models import iam_backends  # pylint: disable=import-outside-toplevel
     from moto.s3 import exceptions as s3_exceptions  # pylint: disable=import-outside-toplevel
-    from moto.core.responses import ActionResult  # pylint: disable=import-outside-toplevel
+    from moto.core.responses import ActionResult, BaseResponse  # pylint: disable=import-outside-toplevel
     from moto.sts.responses import TokenResponse  # pylint: disable=import-outside-toplevel
 
     from tools.local_aws.operations import parse_credential  # pylint: disable=import-outside-toplevel
@@ -71,7 +83,7 @@ def patch_moto(keys: frozenset) -> None:
     def authenticate_and_authorize_action(self, iam_request_cls, resource="*"):
         headers = self.headers
         credential = parse_credential(headers, {})
-        if credential is None or credential.access_key_id in keys:
+        if credential is None or operator_account(credential.access_key_id, keys) is not None:
             return None
         if _inactive(credential.access_key_id):
             # AWS refuses an inactive key as if it did not exist; moto would let it through.
@@ -93,17 +105,26 @@ def patch_moto(keys: frozenset) -> None:
         request.context["timestamp"] = headers["X-Amz-Date"]
         return request
 
+    current_account = BaseResponse.get_current_account
+
+    def get_current_account(self):
+        # An operator key of another account acts there (moto would fall back to its default account).
+        credential = parse_credential(self.headers, {})
+        account = operator_account(credential.access_key_id, keys) if credential is not None else None
+        return account or current_account(self)
+
     caller_identity = TokenResponse.get_caller_identity
 
     def get_caller_identity(self):
         # moto's own key parsing only knows 20-character key ids: the operator's is read from the scope.
         credential = parse_credential(self.headers, {})
-        if credential is not None and credential.access_key_id in keys:
+        if credential is not None and operator_account(credential.access_key_id, keys) is not None:
             account = self.current_account
             return ActionResult({"UserId": account, "Account": account, "Arn": f"arn:{self.partition}:iam::{account}:root"})
         return caller_identity(self)
 
     TokenResponse.get_caller_identity = get_caller_identity
+    BaseResponse.get_current_account = get_current_account
     mixin._authenticate_and_authorize_action = authenticate_and_authorize_action  # pylint: disable=protected-access
     request_base._create_aws_request = create_aws_request  # pylint: disable=protected-access
 

@@ -45,30 +45,20 @@ import collections
 import contextlib
 import fnmatch
 import gzip
-import importlib.util
 import itertools
 import json
 import logging
-import os
 import pathlib
 import re
-import shutil
-import sys
-import tempfile
 import threading
-import time
-import uuid
+import urllib.parse
 from dataclasses import dataclass
 
 from tools.local_aws import cloudtrail, eventbridge
 from tools.local_aws.filter_pattern import FilterPattern, PatternSyntaxError, UnsupportedPattern
+from tools.local_aws.lambda_runtime import LAMBDA_DIR, LambdaContext, LambdaRuntime, function_account
 
 LOGGER = logging.getLogger("canarykeys.local_aws")
-_REPO = pathlib.Path(__file__).resolve().parents[2]
-LAMBDA_DIR = _REPO / "lambda"
-# The detection role packages lambda/*.py plus the files the collection shares with the Lambda (the mapping
-# schema, the IAM reads), flat at the zip root.
-SHARED_LAMBDA_SOURCES = tuple(sorted((_REPO / "plugins" / "module_utils" / "_lambda_shared").glob("[!_]*.py")))
 # Errors of authentication, not authorisation: AWS logs no identity for them, so CloudTrail has no record.
 AUTHENTICATION_ERRORS = frozenset((
     "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthFailure", "IncompleteSignature",
@@ -78,7 +68,6 @@ DENIED_ERRORS = frozenset(("AccessDenied", "AccessDeniedException", "Unauthorize
 # CloudWatch Logs keeps a subscription batch well under Lambda's asynchronous payload limit (256 KB).
 _MAX_BATCH_BYTES = 900 * 1024
 _MAX_BATCH_EVENTS = 10000
-_ENVIRON_LOCK = threading.Lock()
 # canary_mapping.TAG_MANAGED and MANAGED_VALUE: what makes an IAM user a canary.
 CANARY_TAG = ("canarykeys:managed", "true")
 
@@ -184,23 +173,6 @@ def explicitly_denied(policies: list, action: str) -> bool:
     return False
 
 
-class LambdaContext:  # pylint: disable=too-few-public-methods,too-many-instance-attributes
-    """What the Lambda runtime passes as ``context``."""
-
-    def __init__(self, function_arn: str, memory: int = 128, timeout: int = 30):
-        self.invoked_function_arn = function_arn
-        self.function_name = function_arn.split(":")[6] if function_arn.count(":") >= 6 else function_arn
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = str(memory)
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 class Recorder:  # pylint: disable=too-many-instance-attributes
     """See the module docstring.  ``aws`` is the LocalAWS whose proxy submits the exchanges."""
 
@@ -208,7 +180,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         self._aws = aws
         self._handler = handler
         self._interval = interval
-        self._lambda_dir = pathlib.Path(lambda_dir)
+        self._runtime = LambdaRuntime(aws, self._client, pathlib.Path(lambda_dir))
         self._pending = collections.deque()
         self._lock = threading.RLock()
         # Owner and policy look-ups happen in proxy threads (denied_response) and in flush.
@@ -219,10 +191,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         self._session = None
         self._owners = {}
         self._patterns = {}
-        self._modules = {}
-        # The package's modules the handlers import by plain name, this recorder's own (_exec_cold).
-        self._siblings = {}
-        self._staging = None
+        # Every account seen (an operator key of it, a role of it assumed): where schedules and rules are looked for.
+        self._accounts = {aws.account_id}
         self._sequence = itertools.count()
         self._records = []
         self._deliveries = []
@@ -243,11 +213,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
-        if self._staging is not None:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(self._staging))
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
+        self._runtime.close()
 
     def _loop(self):
         while not self._stop.wait(self._interval):
@@ -259,7 +225,27 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                 self._problems.append("delivery loop: see the log")
 
     def submit(self, exchange):
+        self._note_account(exchange)
         self._pending.append(exchange)
+
+    def _note_account(self, exchange):
+        """Remember the account an exchange shows: the operator acting in it, or a role of it assumed."""
+        operation = exchange.operation
+        if operation is None or not operation.access_key_id:
+            return
+        account = self._aws.operator_account(operation.access_key_id)
+        if account:
+            self._accounts.add(account)
+        if operation.service == "sts" and operation.action == "AssumeRole" and exchange.status < 400:
+            form = urllib.parse.parse_qs(exchange.body.decode("utf-8", "replace")) if exchange.body else {}
+            parts = (form.get("RoleArn") or [""])[0].split(":")
+            if len(parts) > 4 and parts[4].isdigit():
+                self._accounts.add(parts[4])
+
+    def accounts(self) -> list[str]:
+        """The accounts the local AWS has seen in use (this one first): each has its own IAM, trails, rules, functions."""
+        with self._lock:
+            return [self._aws.account_id] + sorted(self._accounts - {self._aws.account_id})
 
     def reset(self):
         with self._lock:
@@ -270,6 +256,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             self._fired.clear()
             self._routed.clear()
             self._canaries.clear()
+            self._accounts = {self._aws.account_id}
             self._unmodelled.clear()
             self._problems.clear()
 
@@ -312,8 +299,10 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
 
     # -- moto, directly ----------------------------------------------------------------------------
 
-    def _client(self, service: str, region: str = "us-east-1"):
-        key = (service, region)
+    def _client(self, service: str, region: str = "us-east-1", account: str | None = None):
+        """moto, directly, as the root user of ``account`` (default: the local AWS's own)."""
+        account = account or self._aws.account_id
+        key = (service, region, account)
         with self._lookup_lock:
             if key not in self._clients:
                 import boto3  # pylint: disable=import-outside-toplevel
@@ -321,7 +310,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                 # A session of its own: boto3's default session is not safe to share with the test's threads.
                 if self._session is None:
                     self._session = boto3.session.Session()
-                env = self._aws.operator_env()
+                env = self._aws.operator_env(account)
                 self._clients[key] = self._session.client(service, endpoint_url=self._aws.moto_url, region_name=region,
                                                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                                                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
@@ -333,8 +322,10 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         if access_key_id in self._owners:
             return self._owners[access_key_id]
         owner = None
-        iam = self._client("iam")
         try:
+            # moto finds an IAM user's key in any account (and answers its own account for any other key).
+            account = self._client("sts").get_access_key_info(AccessKeyId=access_key_id)["Account"]
+            iam = self._client("iam", account=account)
             user_name = iam.get_access_key_last_used(AccessKeyId=access_key_id)["UserName"]
             user = iam.get_user(UserName=user_name)["User"]
             owner = {"UserName": user["UserName"], "UserId": user["UserId"], "Arn": user["Arn"],
@@ -344,10 +335,11 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         self._owners[access_key_id] = owner
         return owner
 
-    def _policies(self, user_name: str, cache: dict) -> list:
-        if user_name in cache:
-            return cache[user_name]
-        iam = self._client("iam")
+    def _policies(self, owner: dict, cache: dict) -> list:
+        user_name, key = owner["UserName"], (owner["AccountId"], owner["UserName"])
+        if key in cache:
+            return cache[key]
+        iam = self._client("iam", account=owner["AccountId"])
         documents = [iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"]
                      for name in iam.list_user_policies(UserName=user_name)["PolicyNames"]]
         attached = iam.list_attached_user_policies(UserName=user_name)["AttachedPolicies"]
@@ -358,20 +350,20 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         for policy in attached:
             version = iam.get_policy(PolicyArn=policy["PolicyArn"])["Policy"]["DefaultVersionId"]
             documents.append(iam.get_policy_version(PolicyArn=policy["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"])
-        cache[user_name] = [json.loads(doc) if isinstance(doc, str) else doc for doc in documents]
-        return cache[user_name]
+        cache[key] = [json.loads(doc) if isinstance(doc, str) else doc for doc in documents]
+        return cache[key]
 
     # -- records -----------------------------------------------------------------------------------
 
     def _is_operator(self, operation) -> bool:
-        return operation.access_key_id == self._aws.operator_env()["AWS_ACCESS_KEY_ID"]
+        return self._aws.operator_account(operation.access_key_id) is not None
 
     def _denial(self, exchange, owner: dict, policy_cache: dict) -> tuple[str, str]:
         operation = exchange.operation
         if exchange.denial is None:
             action = cloudtrail.iam_action(operation.service, operation.action)
             with self._lookup_lock:
-                explicit = explicitly_denied(self._policies(owner["UserName"], policy_cache), action)
+                explicit = explicitly_denied(self._policies(owner, policy_cache), action)
             resource = cloudtrail.denied_resource(operation, owner["AccountId"], exchange.target)
             exchange.denial = cloudtrail.access_denied(operation, owner["Arn"], explicit, resource)
         return exchange.denial
@@ -392,8 +384,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         request_id = _request_id(exchange)
         return cloudtrail.error_response(operation, error, request_id)
 
-    def _changed_canary(self, exchange) -> str | None:
-        """The canary user a successful IAM write names, or None."""
+    def _changed_canary(self, exchange, account: str) -> str | None:
+        """The canary user a successful IAM write in ``account`` names, or None."""
         operation = exchange.operation
         if (operation.service != "iam" or not operation.action or cloudtrail.is_read_only(operation.action)
                 or exchange.status >= 400):
@@ -403,23 +395,23 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         if not isinstance(name, str) or not name:
             return None
         if any(isinstance(tag, dict) and (tag.get("key"), tag.get("value")) == CANARY_TAG for tag in params.get("tags") or []):
-            self._canaries.add(name)
-        if name not in self._canaries:
+            self._canaries.add((account, name))
+        if (account, name) not in self._canaries:
             import botocore.exceptions  # pylint: disable=import-outside-toplevel
 
             try:
-                tags = self._client("iam").list_user_tags(UserName=name).get("Tags", [])
+                tags = self._client("iam", account=account).list_user_tags(UserName=name).get("Tags", [])
             except botocore.exceptions.ClientError:
                 tags = []  # gone (DeleteUser): a canary only if it was seen as one
             if any((tag["Key"], tag["Value"]) == CANARY_TAG for tag in tags):
-                self._canaries.add(name)
-        return name if name in self._canaries else None
+                self._canaries.add((account, name))
+        return name if (account, name) in self._canaries else None
 
     def _operator_record(self, exchange) -> dict | None:
         """The root user's change to a canary user (the operator's other calls are not recorded)."""
-        if self._changed_canary(exchange) is None:
+        account = self._aws.operator_account(exchange.operation.access_key_id)
+        if self._changed_canary(exchange, account) is None:
             return None
-        account = self._aws.account_id
         return cloudtrail.build_record(exchange.operation, {"AccountId": account}, method=exchange.method, target=exchange.target,
                                        headers=exchange.headers, body=exchange.body, started=exchange.started,
                                        source_ip=exchange.client_ip, request_id=_request_id(exchange),
@@ -431,7 +423,6 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             return None
         if self._is_operator(operation):
             return self._operator_record(exchange)
-        self._changed_canary(exchange)  # an IAM user making a user a canary: remember it too
         error = code = message = None
         if exchange.status >= 400:
             code, message = parse_error(exchange.status, exchange.response_headers, exchange.error_body)
@@ -441,6 +432,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             owner = self._owner(operation.access_key_id)
         if owner is None:
             return None
+        self._changed_canary(exchange, owner["AccountId"])  # an IAM user making a user a canary: remember it too
         if not operation.action:
             self._problems.append(f"a call of {operation.service} by {owner['UserName']} was not identified: "
                                   f"{exchange.method} {exchange.target.split('?', 1)[0]}")
@@ -455,27 +447,27 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                                        body=exchange.body, started=exchange.started, source_ip=exchange.client_ip,
                                        request_id=_request_id(exchange), error=error)
 
-    def _trails(self, region: str, cache: dict) -> list[dict]:
-        """Logging trails that see events of ``region``, with their selectors (moto ignores name filters)."""
-        if region in cache:
-            return cache[region]
-        client = self._client("cloudtrail", region)
+    def _trails(self, account: str, region: str, cache: dict) -> list[dict]:
+        """Logging trails of ``account`` that see events of ``region``, with their selectors (moto ignores name filters)."""
+        if (account, region) in cache:
+            return cache[account, region]
+        client = self._client("cloudtrail", region, account)
         trails = []
         for trail in client.describe_trails(includeShadowTrails=True).get("trailList", []):
             # moto answers these for a trail only in its home region.
-            home = self._client("cloudtrail", trail.get("HomeRegion") or region)
+            home = self._client("cloudtrail", trail.get("HomeRegion") or region, account)
             if not home.get_trail_status(Name=trail["TrailARN"]).get("IsLogging"):
                 continue
             selectors = home.get_event_selectors(TrailName=trail["TrailARN"])
             trails.append(dict(trail, EventSelectors=selectors.get("EventSelectors") or [],
                                AdvancedEventSelectors=selectors.get("AdvancedEventSelectors") or []))
-        cache[region] = trails
+        cache[account, region] = trails
         return trails
 
     def _logging_trails(self, record: dict, trail_cache: dict) -> list[dict]:
-        """The logging trails that log this record (with or without a log group)."""
+        """The logging trails that log this record (with or without a log group): its account's own."""
         global_event = record["eventSource"].split(".", 1)[0] in cloudtrail.GLOBAL_SERVICES
-        return [trail for trail in self._trails(record["awsRegion"], trail_cache)
+        return [trail for trail in self._trails(record["recipientAccountId"], record["awsRegion"], trail_cache)
                 if not (global_event and not trail.get("IncludeGlobalServiceEvents", True))
                 and cloudtrail.trail_logs(record, trail["EventSelectors"], trail["AdvancedEventSelectors"])]
 
@@ -495,17 +487,17 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         # CloudWatch Logs event ids are 56-digit numbers that grow with time.
         return f"{timestamp:013d}{next(self._sequence):043d}"
 
-    def _write(self, region: str, group: str, stream: str, events: list) -> bool:
+    def _write(self, account: str, region: str, group: str, stream: str, events: list) -> bool:  # pylint: disable=too-many-arguments
         import botocore.exceptions  # pylint: disable=import-outside-toplevel
 
-        logs = self._client("logs", region)
+        logs = self._client("logs", region, account)
         with contextlib.suppress(botocore.exceptions.ClientError):
             logs.create_log_stream(logGroupName=group, logStreamName=stream)
         try:
             logs.put_log_events(logGroupName=group, logStreamName=stream,
                                 logEvents=[{"timestamp": event.timestamp, "message": event.message} for event in events])
         except botocore.exceptions.ClientError as exc:
-            self._problems.append(f"writing to log group {group} ({region}): {exc}")
+            self._problems.append(f"writing to log group {group} ({account}, {region}): {exc}")
             return False
         return True
 
@@ -518,7 +510,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             while self._pending:
                 exchanges.append(self._pending.popleft())
             policy_cache, trail_cache, rule_cache = {}, {}, {}
-            # (region, group, stream) -> events: what the recorder writes, and what gets delivered (clients'
+            # (account, region, group, stream) -> events: what the recorder writes, and what gets delivered (clients'
             # own PutLogEvents included).
             to_write = collections.defaultdict(list)
             to_deliver = collections.defaultdict(list)
@@ -532,7 +524,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                 timestamp = int(exchange.started * 1000)
                 message = json.dumps(record, separators=(",", ":"))
                 for destination in self._destinations(record, trail_cache):
-                    key = (destination["region"], destination["logGroup"], destination["logStream"])
+                    key = (destination["owner"], destination["region"], destination["logGroup"], destination["logStream"])
                     event = _LogEvent(self._event_id(timestamp), timestamp, message)
                     to_write[key].append(event)
                     to_deliver[key].append(event)
@@ -554,7 +546,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             return
         try:
             body = json.loads(exchange.body)
-            key = (operation.region or "us-east-1", body["logGroupName"], body["logStreamName"])
+            account = self._aws.operator_account(operation.access_key_id) or self._aws.account_id
+            key = (account, operation.region or "us-east-1", body["logGroupName"], body["logStreamName"])
             events = [_LogEvent(self._event_id(int(item["timestamp"])), int(item["timestamp"]), item["message"])
                       for item in body["logEvents"]]
         except (ValueError, KeyError, TypeError):
@@ -569,10 +562,10 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                 self._patterns[text] = exc
         return self._patterns[text]
 
-    def _deliver(self, region: str, group: str, stream: str, events: list) -> int:
+    def _deliver(self, owner: str, region: str, group: str, stream: str, events: list) -> int:  # pylint: disable=too-many-arguments
+        """Each subscription filter of ``owner``'s log group gets the events its pattern matches."""
         invocations = 0
-        owner = self._aws.account_id
-        filters = self._client("logs", region).describe_subscription_filters(logGroupName=group).get("subscriptionFilters", [])
+        filters = self._client("logs", region, owner).describe_subscription_filters(logGroupName=group).get("subscriptionFilters", [])
         for subscription in filters:
             pattern = self._pattern(subscription.get("filterPattern", ""))
             if isinstance(pattern, Exception):
@@ -581,18 +574,18 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             matching = [event for event in events if pattern.matches(event.message)]
             for batch in batches(matching):
                 payload = subscription_payload(owner, group, stream, subscription["filterName"], batch)
-                self._invoke(subscription, payload, len(batch), region)
+                self._invoke(subscription, payload, len(batch), region, owner)
                 invocations += 1
         return invocations
 
-    def _invoke(self, subscription: dict, payload: dict, count: int, region: str):
+    def _invoke(self, subscription: dict, payload: dict, count: int, region: str, owner: str):  # pylint: disable=too-many-arguments
         destination = subscription.get("destinationArn", "")
         delivery = {"filter": subscription["filterName"], "logGroup": subscription.get("logGroupName"),
                     "destination": destination, "event": payload, "events": count, "result": None, "error": None}
         try:
             if self._handler is not None:
                 delivery["result"] = self._handler(payload, LambdaContext(destination if ":lambda:" in destination else
-                                                                          f"arn:aws:lambda:{region}:000000000000:function:local-handler"))
+                                                                          f"arn:aws:lambda:{region}:{owner}:function:local-handler"))
             elif ":lambda:" in destination:
                 delivery["result"] = self._invoke_lambda(destination, payload)
             else:
@@ -604,64 +597,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             LOGGER.warning("handler for %s raised %s", destination, delivery["error"])
         self._deliveries.append(delivery)
 
-    def _lambda_module(self, handler: str):
-        """The function's handler, imported from a flat copy of the package the detection role deploys.
-
-        moto keeps a function's zip but cannot hand it back, so the code run is this collection's
-        sources, laid out as in the package (the handler imports its siblings by plain name).
-        """
-        module_name, _sep, function_name = handler.rpartition(".")
-        if module_name not in self._modules:
-            if self._staging is None:
-                self._staging = pathlib.Path(tempfile.mkdtemp(prefix="canarykeys-lambda-"))
-                for source in [*sorted(self._lambda_dir.glob("*.py")), *SHARED_LAMBDA_SOURCES]:
-                    if source.exists():
-                        shutil.copy2(source, self._staging / source.name)
-                sys.path.insert(0, str(self._staging))
-            path = self._staging / (module_name.replace(".", "/") + ".py")
-            if not path.exists():
-                raise FileNotFoundError(f"the function's handler {handler} is not in {self._lambda_dir}")
-            spec = importlib.util.spec_from_file_location(f"_local_lambda_{module_name.replace('.', '_')}", path)
-            module = importlib.util.module_from_spec(spec)
-            self._exec_cold(spec, module)
-            self._modules[module_name] = module
-        return getattr(self._modules[module_name], function_name)
-
-    def _exec_cold(self, spec, module):
-        """Run the handler's module with this recorder's own copies of the siblings it imports by plain name.
-
-        Through sys.modules every LocalAWS of a process would share them, and a module-level cache (the
-        SNS client of alert_channels) would keep the endpoint of a LocalAWS already stopped: each local
-        AWS is a cold start of the function, and sys.modules is left as it was.
-        """
-        names = {source.stem for source in self._staging.glob("*.py")}
-        outside = {name: sys.modules.pop(name) for name in names if name in sys.modules}
-        sys.modules.update(self._siblings)
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            self._siblings.update({name: sys.modules.pop(name) for name in names if name in sys.modules})
-            sys.modules.update(outside)
-
     def _invoke_lambda(self, function_arn: str, payload: dict):
-        region = function_arn.split(":")[3]
-        config = self._client("lambda", region).get_function_configuration(FunctionName=function_arn)
-        function = self._lambda_module(config["Handler"])
-        environment = dict((config.get("Environment") or {}).get("Variables") or {})
-        # The runtime's own variables win, as on AWS (they are reserved); the function's role is the operator here.
-        environment.update(self._aws.operator_env())
-        environment.update({"AWS_REGION": region, "AWS_DEFAULT_REGION": region,
-                            "AWS_LAMBDA_FUNCTION_NAME": config["FunctionName"],
-                            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 128))})
-        context = LambdaContext(config["FunctionArn"], config.get("MemorySize", 128), config.get("Timeout", 3))
-        with _ENVIRON_LOCK:
-            saved = dict(os.environ)
-            os.environ.update(environment)
-            try:
-                return function(payload, context)
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+        return self._runtime.invoke(function_arn, payload)
 
     # -- schedules ---------------------------------------------------------------------------------
 
@@ -672,10 +609,11 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         # EventBridge's regions as botocore's endpoint data lists them (the aws partition).
         return boto3.session.Session().get_available_regions("events")
 
-    def fire_schedules(self, regions=None) -> list[dict]:
+    def fire_schedules(self, regions=None, accounts=None) -> list[dict]:
         """Run every due scheduled target once, as EventBridge would; returns one entry per target.
 
-        In each region (default: every region of EventBridge), every rule of the default bus that has a
+        In each account (default: every account seen, ``accounts()``) and region (default: every region
+        of EventBridge), every rule of the default bus that has a
         ScheduleExpression and is ENABLED: each Lambda target gets EventBridge's ``Scheduled Event``
         (or the target's constant ``Input``) through the same in-process Lambda as the subscription
         deliveries, but only if the function's resource-based policy lets ``events.amazonaws.com``
@@ -685,23 +623,24 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         """
         with self._lock:
             fired = []
-            for region in regions or self._regions():
-                events = self._client("events", region)
-                for page in events.get_paginator("list_rules").paginate():
-                    for rule in page.get("Rules", []):
-                        # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS exists for event patterns only.
-                        if not rule.get("ScheduleExpression") or rule.get("State") != "ENABLED":
-                            continue
-                        params = {"Rule": rule["Name"], "EventBusName": rule.get("EventBusName") or "default"}
-                        for targets in events.get_paginator("list_targets_by_rule").paginate(**params):
-                            for target in targets.get("Targets", []):
-                                fired.append(self._fire(region, rule, target))
+            for account in accounts or self.accounts():
+                for region in regions or self._regions():
+                    events = self._client("events", region, account)
+                    for page in events.get_paginator("list_rules").paginate():
+                        for rule in page.get("Rules", []):
+                            # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS exists for event patterns only.
+                            if not rule.get("ScheduleExpression") or rule.get("State") != "ENABLED":
+                                continue
+                            params = {"Rule": rule["Name"], "EventBusName": rule.get("EventBusName") or "default"}
+                            for targets in events.get_paginator("list_targets_by_rule").paginate(**params):
+                                for target in targets.get("Targets", []):
+                                    fired.append(self._fire(region, rule, target))
             self._fired.extend(fired)
             return fired
 
     def put_events(self, events) -> list[dict]:
         """Put events (dicts in EventBridge's shape, e.g. ``eventbridge.health_event(...)``) on the
-        default bus of their ``region``: every matching rule runs its Lambda targets now.  Returns one
+        default bus of their ``account`` and ``region``: every matching rule runs its Lambda targets now.  Returns one
         entry per target run or refused (also kept in ``routed()``)."""
         with self._lock:
             cache, entries = {}, []
@@ -709,10 +648,10 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                 entries.extend(self._route(event, cache))
             return entries
 
-    def _rules(self, region: str, cache: dict) -> list[tuple]:
-        """(rule, targets) of the event-pattern rules of the default bus in ``region``."""
-        if region not in cache:
-            events = self._client("events", region)
+    def _rules(self, account: str, region: str, cache: dict) -> list[tuple]:
+        """(rule, targets) of the event-pattern rules of ``account``'s default bus in ``region``."""
+        if (account, region) not in cache:
+            events = self._client("events", region, account)
             found = []
             for page in events.get_paginator("list_rules").paginate():
                 for rule in page.get("Rules", []):
@@ -722,13 +661,13 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
                     targets = [target for targets in events.get_paginator("list_targets_by_rule").paginate(**params)
                                for target in targets.get("Targets", [])]
                     found.append((rule, targets))
-            cache[region] = found
-        return cache[region]
+            cache[account, region] = found
+        return cache[account, region]
 
     def _route(self, event: dict, cache: dict) -> list[dict]:
         entries = []
         region = event.get("region") or "us-east-1"
-        for rule, targets in self._rules(region, cache):
+        for rule, targets in self._rules(event.get("account") or self._aws.account_id, region, cache):
             if eventbridge.rule_receives(rule, event):
                 entries.extend(self._fire(region, rule, target, event) for target in targets)
         self._routed.extend(entries)
@@ -736,7 +675,9 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
 
     def _fire(self, region: str, rule: dict, target: dict, event: dict | None = None) -> dict:
         destination = target.get("Arn", "")
-        event = event or eventbridge.scheduled_event(self._aws.account_id, region, rule["Arn"])
+        # A rule's account is in its ARN (arn:aws:events:REGION:ACCOUNT:rule/NAME).
+        account = rule["Arn"].split(":")[4]
+        event = event or eventbridge.scheduled_event(account, region, rule["Arn"])
         entry = {"rule": rule["Name"], "rule_arn": rule["Arn"], "region": region, "target": target.get("Id"),
                  "destination": destination, "event": event, "result": None, "error": None}
         try:
@@ -755,7 +696,7 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
             # Unreadable is not permitted: the entry says why, and the other targets still fire.
             entry["error"] = f"reading the resource-based policy of {destination}: {type(exc).__name__}: {exc}"
             return entry
-        if not eventbridge.invoke_permitted(policy, rule["Arn"], self._aws.account_id):
+        if not eventbridge.invoke_permitted(policy, rule["Arn"], account):
             # What AWS does: the invocation fails (the rule's FailedInvocations metric), the function never runs.
             entry["error"] = (f"the resource-based policy of {destination} does not let {eventbridge.EVENTS_PRINCIPAL} "
                               f"invoke it for {rule['Arn']}: not invoked")
@@ -774,7 +715,8 @@ class Recorder:  # pylint: disable=too-many-instance-attributes
         import botocore.exceptions  # pylint: disable=import-outside-toplevel
 
         try:
-            return self._client("lambda", function_arn.split(":")[3]).get_policy(FunctionName=function_arn)["Policy"]
+            return self._client("lambda", function_arn.split(":")[3], function_account(function_arn)).get_policy(
+                FunctionName=function_arn)["Policy"]
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return None

@@ -428,10 +428,26 @@ class LocalAWS:
         if self.recorder is not None:
             self.recorder.reset()
 
-    def operator_env(self) -> dict:
-        """AWS_* variables a subprocess needs to act as the operator of this local AWS."""
-        # Not a secret: with ``record`` moto treats this key as the account's root user (moto_launcher.py).
-        access_key_id, secret = OPERATOR_ACCESS_KEY_ID, "testing"
+    def operator_key(self, account_id: str | None = None) -> str:
+        """The operator's access key id in ``account_id`` (default: this local AWS's own account).
+
+        Not a secret: with ``record`` moto treats it as that account's root user (moto_launcher.py); moto gives
+        every account id its own IAM, and ``<key>-<account id>`` acts in that account.
+        """
+        if account_id in (None, "", self.account_id):
+            return OPERATOR_ACCESS_KEY_ID
+        return f"{OPERATOR_ACCESS_KEY_ID}-{account_id}"
+
+    def operator_account(self, access_key_id: str) -> str | None:
+        """The account whose root ``access_key_id`` is (an operator key of ``operator_key``), else None."""
+        from tools.local_aws.moto_launcher import operator_account  # pylint: disable=import-outside-toplevel
+
+        account = operator_account(access_key_id or "", frozenset((OPERATOR_ACCESS_KEY_ID,)))
+        return None if account is None else account or self.account_id
+
+    def operator_env(self, account_id: str | None = None) -> dict:
+        """AWS_* variables a subprocess needs to act as the operator of this local AWS (in ``account_id``)."""
+        access_key_id, secret = self.operator_key(account_id), "testing"
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": access_key_id,
@@ -440,22 +456,24 @@ class LocalAWS:
             "AWS_REGION": DEFAULT_REGION,
         }
 
-    def client(self, service, region=DEFAULT_REGION, direct=False):
-        """A boto3 client as the operator: through the proxy, or to moto itself (``direct``, not counted)."""
+    def client(self, service, region=DEFAULT_REGION, direct=False, account_id=None):
+        """A boto3 client as the operator (the root user of ``account_id``, default this local AWS's account):
+        through the proxy, or to moto itself (``direct``, not counted)."""
         import boto3  # pylint: disable=import-outside-toplevel
 
-        env = self.operator_env()
+        env = self.operator_env(account_id)
         return boto3.client(service, endpoint_url=self.moto_url if direct else self.endpoint_url, region_name=region,
                             aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
-    def fire_schedules(self, regions=None) -> list[dict]:
-        """Run every enabled scheduled rule's Lambda targets once, as EventBridge would (``record=True`` only).
+    def fire_schedules(self, regions=None, accounts=None) -> list[dict]:
+        """Run every enabled scheduled rule's Lambda targets once, as EventBridge would (``record=True`` only),
+        in ``accounts`` (default: every account seen) and ``regions`` (default: all).
 
         See ``Recorder.fire_schedules``; the entries are also kept in ``recorder.fired()``.
         """
         if self.recorder is None:
             raise RuntimeError("firing schedules runs the targets' Lambda code, which needs LocalAWS(record=True)")
-        return self.recorder.fire_schedules(regions)
+        return self.recorder.fire_schedules(regions, accounts)
 
     # -- the call log ------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ SECRET = "whsec-last-used-test-8b1e"  # the webhook signing secret of these test
 TAG = canary_mapping.TAG_LAST_USED_REPORTED
 REPO = pathlib.Path(__file__).resolve().parents[3]
 ROLE_TASKS = REPO / "roles" / "detection" / "tasks" / "last_used_detector.yml"
-PAYLOAD_FIELDS = ["detector", "alert", "account_id", "iam_user", "access_key_id", "host", "path", "profile", "reminder",
+PAYLOAD_FIELDS = ["detector", "alert", "account", "account_id", "iam_user", "access_key_id", "host", "path", "profile", "reminder",
                   "planted_at", "count", "first_seen", "last_seen", "events"]
 
 
@@ -173,7 +173,7 @@ def test_a_used_key_raises_exactly_one_alert_and_none_on_the_next_run(monkeypatc
     alert = json.loads(body)
     assert list(alert) == PAYLOAD_FIELDS
     assert {key: alert[key] for key in PAYLOAD_FIELDS[:-1]} == {
-        "detector": "last-used", "alert": "canary", "account_id": ACCOUNT, "iam_user": "web03-backup", "access_key_id": web03.key_id,
+        "detector": "last-used", "alert": "canary", "account": "", "account_id": ACCOUNT, "iam_user": "web03-backup", "access_key_id": web03.key_id,
         "host": "web03", "path": PATH, "profile": "prod", "reminder": REMINDER, "planted_at": "2024-05-01T10:00:00Z",
         "count": 1, "first_seen": when, "last_seen": when,
     }
@@ -220,6 +220,16 @@ def test_a_later_use_alerts_again_with_its_own_service_and_region(web03, generic
     assert (alerts[1]["events"][0]["eventSource"], alerts[1]["events"][0]["awsRegion"]) == ("s3.amazonaws.com", "us-west-2")
     assert alerts[0]["events"][0]["eventID"] != alerts[1]["events"][0]["eventID"]
     assert web03.reported() == second
+
+
+def test_the_alert_names_the_canary_account_it_watches(monkeypatch, web03, generic_webhook, context):
+    monkeypatch.setenv("CANARY_ACCOUNT_NAME", "canary-east")
+    web03.use()
+
+    last_used_detector.handler({}, context)
+
+    (alert,) = generic_webhook.json_bodies()
+    assert (alert["detector"], alert["account"], alert["account_id"], alert["host"]) == ("last-used", "canary-east", ACCOUNT, "web03")
 
 
 # ---------------------------------------------------------------- who is read, and at what cost
