@@ -15,6 +15,8 @@ counted at the wire by action), one step after the other on the estate the previ
     report        ansible-playbook playbooks/report_canaries.yml on localhost with an inventory of the
                   N/2 hosts (none contacted): the report role as it runs, canary_key_info with last use,
                   its missing_canaries filter and the three templates
+    pick play     with --per-host-play: the rotate role's per-host pick of its rows (due_placements) through
+    pick base     ansible-playbook on every host (local connections), and the same play picking nothing
     per-host      the filters the seed and rotate roles run once per host (seed_requests, seed_outcomes,
                   due_placements twice, rotate_outcomes, rotate_rows), in process, for every host with the
                   results above: no Ansible templating around them, so a lower bound
@@ -58,6 +60,29 @@ from ansible_collections.canarykeys.aws.plugins.filter import tables  # noqa: E4
 from tools.local_aws.server import LocalAWS  # noqa: E402  pylint: disable=wrong-import-position
 
 REPORT = REPO / "playbooks" / "report_canaries.yml"
+# The rotate role's per-host pick of its rows (roles/rotate/tasks/main.yml) after its one bulk read, on
+# every host of an inventory of local connections: only the controller works.  BASELINE_PICK is the same
+# play with a pick that does not look at the estate; the difference is what the filter costs through Ansible.
+PER_HOST_PLAY = """
+- name: Pick each host's placements from one bulk read, as the rotate role does
+  hosts: all
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  tasks:
+    - name: Read the estate once
+      canarykeys.aws.canary_key_info:
+        host: "{{{{ ansible_play_hosts }}}}"
+      delegate_to: localhost
+      run_once: true
+      register: bench_estate
+    - name: Pick this host's rows
+      ansible.builtin.set_fact:
+        bench_due: "{pick}"
+"""
+FILTER_PICK = "{{ bench_estate.placements | canarykeys.aws.due_placements(inventory_hostname, 0) | length }}"
+BASELINE_PICK = "{{ bench_estate.summary.canaries }}"
 SEED_TEMPLATE = "{host} {path} {profile}"
 
 
@@ -167,7 +192,19 @@ class Bench:
         run = type("Run", (), {"elapsed": elapsed, "cpu": sum(spent.values()), "max_rss_mb": 0.0})
         return run, None
 
-    def run(self, report_last_used):
+    def per_host_play(self, pick):
+        """PER_HOST_PLAY on an inventory of the N/2 hosts (local connections: nothing is contacted)."""
+        with tempfile.TemporaryDirectory() as tree:
+            inventory, play = pathlib.Path(tree, "inventory.ini"), pathlib.Path(tree, "play.yml")
+            inventory.write_text("[web]\n" + "\n".join(self.hosts) + "\n")
+            play.write_text(PER_HOST_PLAY.format(pick=pick))
+            argv = [str(pathlib.Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(play)]
+            run = run_process(argv, self.env)
+        if run.returncode != 0:
+            sys.exit(f"the per-host play failed:\n{run.stdout.decode(errors='replace')[-3000:]}")
+        return run, None
+
+    def run(self, report_last_used, per_host_play=False):
         print(f"\n== {len(self.everything)} placements on {len(self.hosts)} hosts, concurrency {self.concurrency}", flush=True)
         minted = self.measure("mint", lambda: self.batch(
             "ensure", [role_request(p, planted_key_id="") for p in self.everything], user_quota=len(self.everything) + 100))
@@ -181,6 +218,9 @@ class Bench:
                 sys.exit(f"canary_key_info ({label}) does not list every minted key with its id")
         self.measure("report", lambda: self.report(report_last_used))
         self.measure("per-host", lambda: self.per_host_filters(known, listed, minted))
+        if per_host_play:
+            self.measure("pick play", lambda: self.per_host_play(FILTER_PICK))
+            self.measure("pick base", lambda: self.per_host_play(BASELINE_PICK))
         rows = {(c["mapping"]["host"], c["mapping"]["path"], c["mapping"]["profile"]): c for c in listed["canaries"]}
         begin = self.measure("begin", lambda: self.batch("begin", [
             role_request(p, planted_key_id=rows[p]["keys"][0]["access_key_id"], user_name=rows[p]["user_name"],
@@ -219,6 +259,9 @@ def main():
     parser.add_argument("--concurrency", type=int, default=4, help="canary_key_batch's and canary_key_info's concurrency (their default: 4)")
     parser.add_argument("--no-report-last-used", action="store_true",
                         help="report without last use (the role's report_last_used=false): no GetAccessKeyLastUsed per key")
+    parser.add_argument("--per-host-play", action="store_true",
+                        help="also run the rotate role's per-host pick of its rows through ansible-playbook, on every host "
+                             "(local connections), and the same play without the filter")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     results = {}
@@ -226,7 +269,7 @@ def main():
     with LocalAWS() as aws:
         for size in sizes:
             aws.reset()
-            results[size] = Bench(aws, size, args.concurrency).run(not args.no_report_last_used)
+            results[size] = Bench(aws, size, args.concurrency).run(not args.no_report_last_used, args.per_host_play)
     growth(results)
     print(f"\nwhole benchmark: {time.perf_counter() - started:.0f} s; load average now {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
