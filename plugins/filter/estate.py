@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label
+from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label, canaries_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.naming import os_user
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
 
@@ -62,6 +62,18 @@ def host_canaries(items, host):
     """The canaries (or placement rows) IAM records for ``host``, whose tag holds the host sanitised."""
     tag = sanitize_tag_value(host)
     return [item for item in items or [] if _host_of(item) == tag]
+
+
+def group_by_host(items, hosts):
+    """``{inventory host: its items}`` for ``hosts``, from canaries, placement rows or canary_key_info's registered result.
+
+    Run once for the play (``run_once``) and looked up per host: ``host_canaries`` in every host's task would
+    read the whole estate once per host, a cost that grows with hosts times placements.
+    """
+    by_tag = {}
+    for item in canaries_of(items):
+        by_tag.setdefault(_host_of(item), []).append(item)
+    return {host: by_tag.get(sanitize_tag_value(host), []) for host in hosts or []}
 
 
 def located_canaries(canaries, host):
@@ -231,6 +243,7 @@ class FilterModule:
         return {
             "canary_owner": canary_owner,
             "host_canaries": host_canaries,
+            "group_by_host": group_by_host,
             "located_canaries": located_canaries,
             "missing_canaries": missing_canaries,
             "due_placements": due_placements,

@@ -109,3 +109,15 @@ def test_the_reminder_table_names_each_rows_account():
 
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {"account_entry", "account_groups", "all_accounts", "named_accounts", "estate_merge"}
+
+
+def test_an_estate_is_grouped_by_host_in_one_pass():
+    from ansible_collections.canarykeys.aws.plugins.filter.estate import group_by_host  # pylint: disable=import-outside-toplevel
+
+    registered = {"results": [_reading("web-eu", "222222222222", ["web01", "web02"], None),
+                              _reading("web-us", "333333333333", ["web01.example.com"], None)]}
+    grouped = group_by_host(registered, ["web01", "web02", "web03", "web01.example.com"])
+    assert {host: [c["user_name"] for c in items] for host, items in grouped.items()} == {
+        "web01": ["web01-prod"], "web02": ["web02-prod"], "web03": [], "web01.example.com": ["web01.example.com-prod"]}
+    rows = registered["results"][0]["placements"]
+    assert group_by_host(rows, ["web02"]) == {"web02": [rows[1]]}
