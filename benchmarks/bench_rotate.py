@@ -2,21 +2,23 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: rotating every canary of N SSH hosts against the seed benchmark's static-copy baseline.
 
-    .venv/bin/python benchmarks/bench_rotate.py [--hosts 50] [--forks 20] [--no-check-mode] [--profile]
+    .venv/bin/python benchmarks/bench_rotate.py [--hosts 50] [--forks 20] [--repeat 3] [--no-check-mode] [--profile]
 
 After a warm-up baseline run, the fleet is seeded once with seed_canaries.yml (timed, for reference
-only).  Then, in this order so that the machine's noise falls on both sides: baseline, rotate every
-placement (max_age_days=0), baseline, rotate again with max_age_days=90 (nothing is due, so a no-op),
-rotate --check (max_age_days=0), baseline.  The baseline is benchmarks/baseline_copy.yml copying its static file
-into a fresh ~/.aws-baseline of every placement's user (the planted files stay where they are): the
-same work as the first-run baseline of bench_seed.py.  Ratios are to the mean of the baselines.
+only).  Then, interleaved so that the machine's noise falls on both sides, ``--repeat`` times: baseline,
+rotate every placement (max_age_days=0); then baseline, rotate again with max_age_days=90 (nothing is
+due, so a no-op), rotate --check (max_age_days=0), baseline.  The baseline is benchmarks/baseline_copy.yml
+copying its static file into a fresh ~/.aws-baseline of every placement's user (the planted files stay
+where they are): the same work as the first-run baseline of bench_seed.py.  Each rotation's ratio is to
+the mean of the baselines just before and just after it; the figure is the median of those ratios.
 IAM calls are counted at the wire by the local AWS proxy, per placement and by action.
 
-Before the figures are believed, the fleet is checked against IAM (directly, not counted): every
-placement's profile holds a new key that is its IAM user's only key, active, with a new secret (by
-digest; no secret is ever printed) and the generation tag advanced by one; no key of the seed
-survives; the no-op and the check run changed nothing.  Exits 1 if not.
-Targets (issue 5): re-run with nothing due and --check make no IAM write.  Needs root (the fleet).
+Before the figures are believed, the fleet is checked against IAM after every rotation (directly, not
+counted): every placement's profile holds a new key that is its IAM user's only key, active, with a new
+secret (by digest; no secret is ever printed) and the generation tag advanced by one; no key of the
+run before survives; the no-op and the check run changed nothing.  Exits 1 if not.
+Targets (issue 12): <= 5 IAM calls per rotated placement, <= 1.2x the baseline; re-run with nothing due
+and --check make no IAM write (issue 5).  Needs root (the fleet).
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ def check_rotated(seeded, rotated, count):
 
 def iam_summary(label, aws, mark, placements):
     total, writes, by_action = iam_calls(aws, mark)
-    target = ", target 0 writes" if label in ("rotate, none due", "rotate --check") else ""
-    return (f"  {label:<18} {total / placements:.2f} per placement ({total} calls: {writes} writes, {total - writes} reads{target})\n"
+    target = {"rotate": ", target <= 5", "rotate, none due": ", target 0 writes", "rotate --check": ", target 0 writes"}.get(label, "")
+    return (f"  {label:<18} {total / placements:.2f} per placement{target} ({total} calls: {writes} writes, {total - writes} reads)\n"
             f"  {'':<18} by action {dict(sorted(by_action.items()))}")
 
 
@@ -122,16 +124,32 @@ def profile_summary(output):
     return "\n".join("    " + line for line in lines[starts[-1] + 1:] if line.strip()) if starts else "    (no profile_tasks summary)"
 
 
+def ratios_to_neighbours(sequence, name):
+    """Each run of ``name`` in ``sequence`` [(name, seconds)] over the mean of the baselines just before and after it."""
+    ratios = []
+    for index, (label, seconds) in enumerate(sequence):
+        if label != name:
+            continue
+        before = next((s for lab, s in reversed(sequence[:index]) if lab == "baseline"), None)
+        after = next((s for lab, s in sequence[index + 1:] if lab == "baseline"), None)
+        around = [s for s in (before, after) if s is not None]
+        ratios.append(seconds / statistics.mean(around))
+    return ratios
+
+
 def main():  # pylint: disable=too-many-locals,too-many-statements
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--forks", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="rotations of every placement, each between two baselines")
     parser.add_argument("--no-check-mode", dest="check_mode", action="store_false", help="skip the rotate --check run")
     parser.add_argument("--profile", action="store_true",
                         help="enable ansible.posix.profile_tasks in every run and print the task times of the rotation runs")
     args = parser.parse_args()
     placements = fleet_size(args.hosts)[2]
-    times, iam, changed, profiles = {}, {}, {}, {}
+    sequence, iam, changed, profiles, problems = [], {}, {}, {}, []
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        load_before = handle.read().split()[0]
     with fleet_with_local_aws(args.hosts, "bench-rotate-") as (fleet, inventory, aws, env):
         if args.profile:
             env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
@@ -143,53 +161,64 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
                 wipe_baseline_dirs(fleet)
             mark = len(aws.calls())
             result = run(playbook, inventory, env, args.forks, *extra)
-            times.setdefault(name, []).append(result.elapsed)
+            sequence.append((name, result.elapsed))
             changed[name] = result.changed
-            iam[name] = iam_summary(name, aws, mark, placements)
-            profiles[name] = profile_summary(result.output)
+            # The first rotation's calls stand for all (every one rotates the same placements the same way).
+            iam.setdefault(name, iam_summary(name, aws, mark, placements))
+            profiles.setdefault(name, profile_summary(result.output))
             print(f"  ... {name}: {result.elapsed:.1f}s", flush=True)
 
         # Warm-up: SSH control sockets and Python bytecode caches.
         run(BASELINE, inventory, env, args.forks, *baseline_args)
         timed("seed", SEED)
-        seeded = estate(fleet, direct_iam)
-        problems = [f"after the seed: {p}" for p in check_planted(seeded, placements)]
+        before = estate(fleet, direct_iam)
+        problems += [f"after the seed: {p}" for p in check_planted(before, placements)]
         if problems:
             raise SystemExit("the seed did not plant every placement:\n" + "\n".join(problems))
 
-        timed("baseline", BASELINE, *baseline_args)
-        timed("rotate", ROTATE, "-e", "max_age_days=0")
-        rotated = estate(fleet, direct_iam)
+        for round_ in range(1, args.repeat + 1):
+            timed("baseline", BASELINE, *baseline_args)
+            timed("rotate", ROTATE, "-e", "max_age_days=0")
+            rotated = estate(fleet, direct_iam)
+            problems += [f"rotation {round_}: {p}" for p in check_rotated(before, rotated, placements)]
+            before = rotated
         timed("baseline", BASELINE, *baseline_args)
         timed("rotate, none due", ROTATE, "-e", "max_age_days=90")
         if args.check_mode:
             timed("rotate --check", ROTATE, "--check", "-e", "max_age_days=0")
         timed("baseline", BASELINE, *baseline_args)
         final = estate(fleet, direct_iam)
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        load_after = handle.read().split()[0]
 
-    problems = check_rotated(seeded, rotated, placements)
-    if final != rotated:
-        moved = sorted(where for where in set(final) | set(rotated) if final.get(where) != rotated.get(where))
+    if final != before:
+        moved = sorted(where for where in set(final) | set(before) if final.get(where) != before.get(where))
         problems.append(f"the no-op and check runs changed {len(moved)} placements, e.g. {moved[:3]}")
 
-    base = statistics.mean(times["baseline"])
-    print(f"baseline copy: {', '.join(f'{t:.1f}s' for t in times['baseline'])} (mean {base:.1f}s)")
+    baselines = [seconds for name, seconds in sequence if name == "baseline"]
+    print(f"load average (1 min): {load_before} before, {load_after} after; {placements} placements, forks {args.forks}")
+    print(f"baseline copy: {', '.join(f'{t:.1f}s' for t in baselines)} (median {statistics.median(baselines):.1f}s)")
     for name in ("seed", "rotate", "rotate, none due", "rotate --check"):
-        if name in times:
-            print(f"{name + ':':<18} {times[name][0]:6.1f}s  {times[name][0] / base:.2f}x baseline  (changed={changed[name]})")
+        runs = [seconds for label, seconds in sequence if label == name]
+        if not runs:
+            continue
+        ratios = ratios_to_neighbours(sequence, name)
+        target = "  (target <= 1.2x)" if name == "rotate" else ""
+        print(f"{name + ':':<18} {', '.join(f'{t:.1f}s' for t in runs)}; ratio to the baselines around it "
+              f"{', '.join(f'{r:.2f}x' for r in ratios)}: median {statistics.median(ratios):.2f}x{target}  (changed={changed[name]})")
     print("IAM calls (at the wire):")
     for name in ("seed", "rotate", "rotate, none due", "rotate --check"):
         if name in iam:
             print(iam[name])
     if args.profile:
         for name in ("rotate", "rotate, none due"):
-            print(f"task times, {name}:\n{profiles[name]}")
+            print(f"task times, {name} (first run):\n{profiles[name]}")
     if problems:
         print(f"VERIFICATION FAILED ({len(problems)} problems):")
         print("\n".join(f"  {p}" for p in problems[:20]))
         raise SystemExit(1)
-    print(f"verified: all {placements} placements hold a new key that is their IAM user's only, active key, "
-          "generation +1; no seed key left; the no-op and check runs changed nothing")
+    print(f"verified: after each of the {args.repeat} rotations all {placements} placements hold a new key that is their IAM "
+          "user's only, active key, generation +1; no key of the run before left; the no-op and check runs changed nothing")
 
 
 if __name__ == "__main__":
