@@ -30,7 +30,7 @@ import hashlib
 import statistics
 import subprocess
 
-from _fleet_bench import BASELINE, ROTATE, SEED, fleet_size, fleet_with_local_aws, iam_calls, run
+from _fleet_bench import BASELINE, ROTATE, SEED, fleet_size, fleet_with_local_aws, iam_calls, load_average, ratios_to_neighbours, run
 
 BASELINE_DIR = ".aws-baseline"
 GENERATION_TAG = "canarykeys:generation"
@@ -124,19 +124,6 @@ def profile_summary(output):
     return "\n".join("    " + line for line in lines[starts[-1] + 1:] if line.strip()) if starts else "    (no profile_tasks summary)"
 
 
-def ratios_to_neighbours(sequence, name):
-    """Each run of ``name`` in ``sequence`` [(name, seconds)] over the mean of the baselines just before and after it."""
-    ratios = []
-    for index, (label, seconds) in enumerate(sequence):
-        if label != name:
-            continue
-        before = next((s for lab, s in reversed(sequence[:index]) if lab == "baseline"), None)
-        after = next((s for lab, s in sequence[index + 1:] if lab == "baseline"), None)
-        around = [s for s in (before, after) if s is not None]
-        ratios.append(seconds / statistics.mean(around))
-    return ratios
-
-
 def main():  # pylint: disable=too-many-locals,too-many-statements
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=50)
@@ -148,8 +135,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
     args = parser.parse_args()
     placements = fleet_size(args.hosts)[2]
     sequence, iam, changed, profiles, problems = [], {}, {}, {}, []
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        load_before = handle.read().split()[0]
+    load_before = load_average()
     with fleet_with_local_aws(args.hosts, "bench-rotate-") as (fleet, inventory, aws, env):
         if args.profile:
             env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
@@ -188,8 +174,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
             timed("rotate --check", ROTATE, "--check", "-e", "max_age_days=0")
         timed("baseline", BASELINE, *baseline_args)
         final = estate(fleet, direct_iam)
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        load_after = handle.read().split()[0]
+    load_after = load_average()
 
     if final != before:
         moved = sorted(where for where in set(final) | set(before) if final.get(where) != before.get(where))

@@ -21,24 +21,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _fleet_bench import BASELINE, SEED, fleet_size, fleet_with_local_aws, iam_calls, run, wipe_aws_dirs
-
-
-def load_average():
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        return handle.read().split()[0]
-
-
-def ratios_to_neighbours(sequence, name):
-    """Each run of ``name`` in ``sequence`` [(name, seconds)] over the mean of the baselines just before and after it."""
-    ratios = []
-    for index, (label, seconds) in enumerate(sequence):
-        if label != name:
-            continue
-        before = next((s for lab, s in reversed(sequence[:index]) if lab == "baseline"), None)
-        after = next((s for lab, s in sequence[index + 1:] if lab == "baseline"), None)
-        ratios.append(seconds / statistics.mean([s for s in (before, after) if s is not None]))
-    return ratios
+from _fleet_bench import (BASELINE, SEED, fleet_size, fleet_with_local_aws, iam_calls, load_average, ratios_to_neighbours, run,
+                          wipe_aws_dirs)
 
 
 def one_size(hosts, args):
