@@ -293,8 +293,9 @@ def _lost(result):
 def rotate_landed(write_results, confirm_results):
     """Which key each profile holds after the write, from the write and the confirming read (no secret).
 
-    The confirming read decides.  When it could not reach the host, a write that succeeded stands for
-    it (the module replaced the file atomically and reported the new key); with neither, the host is
+    A confirming read, where there is one, decides (the rotate role reads again only the profiles whose
+    write did not succeed).  Otherwise, or when it could not reach the host, a write that succeeded stands
+    for it (the module replaced the file atomically and reported the new key); with neither, the host is
     taken to hold the old key (``held`` empty: the finish keeps the rotated key).  ``why`` says, for a
     rotation that rolls back, why the host did not take the new key.
     """
