@@ -124,3 +124,10 @@ def ratios_to_neighbours(sequence, name):
         after = next((s for lab, s in sequence[index + 1:] if lab == "baseline"), None)
         ratios.append(seconds / statistics.mean([s for s in (before, after) if s is not None]))
     return ratios
+
+
+def profile_summary(output):
+    """The task-time summary ansible.posix.profile_tasks prints at the end of a run."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if set(line.strip()) == {"="}]
+    return "\n".join("    " + line for line in lines[starts[-1] + 1:] if line.strip()) if starts else "    (no profile_tasks summary)"

@@ -30,7 +30,8 @@ import hashlib
 import statistics
 import subprocess
 
-from _fleet_bench import BASELINE, ROTATE, SEED, fleet_size, fleet_with_local_aws, iam_calls, load_average, ratios_to_neighbours, run
+from _fleet_bench import (BASELINE, ROTATE, SEED, fleet_size, fleet_with_local_aws, iam_calls, load_average, profile_summary,
+                          ratios_to_neighbours, run)
 
 BASELINE_DIR = ".aws-baseline"
 GENERATION_TAG = "canarykeys:generation"
@@ -115,13 +116,6 @@ def iam_summary(label, aws, mark, placements):
     target = {"rotate": ", target <= 5", "rotate, none due": ", target 0 writes", "rotate --check": ", target 0 writes"}.get(label, "")
     return (f"  {label:<18} {total / placements:.2f} per placement{target} ({total} calls: {writes} writes, {total - writes} reads)\n"
             f"  {'':<18} by action {dict(sorted(by_action.items()))}")
-
-
-def profile_summary(output):
-    """The task-time summary profile_tasks prints at the end of a run."""
-    lines = output.splitlines()
-    starts = [i for i, line in enumerate(lines) if set(line.strip()) == {"="}]
-    return "\n".join("    " + line for line in lines[starts[-1] + 1:] if line.strip()) if starts else "    (no profile_tasks summary)"
 
 
 def main():  # pylint: disable=too-many-locals,too-many-statements

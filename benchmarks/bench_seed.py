@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: seeding N SSH hosts against a baseline that only copies a static file, at several fleet sizes.
 
-    .venv/bin/python benchmarks/bench_seed.py [--sizes 25 50 100] [--repeat 3] [--forks 20] [--no-rerun]
+    .venv/bin/python benchmarks/bench_seed.py [--sizes 25 50 100] [--repeat 3] [--forks 20] [--no-rerun] [--profile]
 
 At each size, on a fleet of its own: a warm-up baseline run, then ``--repeat`` times, interleaved so
 that the machine's noise falls on both sides: the baseline's first run (every ~/.aws wiped), the seed's
@@ -21,16 +21,18 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _fleet_bench import (BASELINE, SEED, fleet_size, fleet_with_local_aws, iam_calls, load_average, ratios_to_neighbours, run,
-                          wipe_aws_dirs)
+from _fleet_bench import (BASELINE, SEED, fleet_size, fleet_with_local_aws, iam_calls, load_average, profile_summary,
+                          ratios_to_neighbours, run, wipe_aws_dirs)
 
 
 def one_size(hosts, args):
     """The figures of one fleet size, printed as they come."""
     placements = fleet_size(hosts)[2]
-    first, rerun = [], []
+    first, rerun, profiles = [], [], {}
     load_before = load_average()
     with fleet_with_local_aws(hosts, "bench-seed-") as (fleet, inventory, aws, env):
+        if args.profile:
+            env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
         # Warm-up: SSH control sockets and Python bytecode caches, for both playbooks alike.
         run(BASELINE, inventory, env, args.forks)
 
@@ -40,6 +42,7 @@ def one_size(hosts, args):
             result = run(playbook, inventory, env, args.forks, *extra)
             sequence.append((name, result.elapsed))
             print(f"  ... {hosts} hosts, {name}: {result.elapsed:.1f}s (changed={result.changed})", flush=True)
+            profiles.setdefault((id(sequence), name), profile_summary(result.output))
             return result
 
         for _round in range(args.repeat):
@@ -78,6 +81,8 @@ def one_size(hosts, args):
     if rerun:
         total, writes, actions = rerun_calls
         lines.append(f"  IAM calls per placement, re-run: {total / placements:.2f} ({writes} writes, target 0) {dict(sorted(actions.items()))}")
+    if args.profile:
+        lines.append(f"  task times, first seed:\n{profiles[(id(first), 'seed')]}")
     return "\n".join(lines)
 
 
@@ -88,6 +93,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="first runs of each playbook at each size, interleaved")
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--no-rerun", dest="rerun", action="store_false", help="skip the re-run (nothing to do) measurement")
+    parser.add_argument("--profile", action="store_true", help="enable ansible.posix.profile_tasks and print the first seed's task times")
     args = parser.parse_args()
     summaries = [one_size(hosts, args) for hosts in ([args.hosts] if args.hosts else args.sizes)]
     print("\n".join(summaries))
