@@ -28,11 +28,18 @@ KEY_FIELDS = ("access_key_id", "status", "create_date")
 
 
 def listing_of(canary) -> dict:
-    """A canary_key_info canary (RV(canaries[]) item) cut to what a rotation step needs; {} for none."""
+    """A canary_key_info canary (RV(canaries[]) item) cut to what a rotation step needs; {} for none.
+
+    {} too for a canary whose keys are not all listed with their id, status and creation date (only
+    ``key_source: list_access_keys`` promises them): the step then reads IAM rather than guess.
+    """
     if not canary or not canary.get("user_name") or not isinstance(canary.get("mapping"), dict):
         return {}
+    keys_listed = [{field: key.get(field) for field in KEY_FIELDS} for key in canary.get("keys") or []]
+    if not all(all(key.values()) for key in keys_listed):
+        return {}
     listing = {field: canary.get(field) for field in LISTING_FIELDS if canary.get(field) is not None}
-    listing["keys"] = [{field: key.get(field) for field in KEY_FIELDS} for key in canary.get("keys") or []]
+    listing["keys"] = keys_listed
     return listing
 
 

@@ -97,6 +97,9 @@ def test_requests_carry_the_bulk_reads_listing_of_their_user():
     assert placement_filters.batch_placements([request])[0]["listing"] == request["listing"]
     # No canary of that user in the listing: no listing, the begin step reads IAM itself.
     assert "listing" not in placement_filters.rotate_requests([_read(HOME, "prod", OLD1, "web01-other")], "web01", [canary])[0]
+    # A key listed without its creation date (a credential report row): no listing either, rather than a guess.
+    undated = dict(canary, keys=[dict(canary["keys"][0], create_date=None)])
+    assert "listing" not in placement_filters.rotate_requests([_read(HOME, "prod", OLD1)], "web01", [undated])[0]
 
 
 def test_finish_placements_carry_what_the_begin_step_left():
