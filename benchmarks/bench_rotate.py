@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: rotating every canary of N SSH hosts against the seed benchmark's static-copy baseline.
 
-    .venv/bin/python benchmarks/bench_rotate.py [--hosts 50] [--forks 20] [--repeat 3] [--no-check-mode] [--profile]
+    .venv/bin/python benchmarks/bench_rotate.py [--hosts 50] [--forks 20] [--repeat 3] [--no-check-mode] [--profile] [--compare DIR]
 
 After a warm-up baseline run, the fleet is seeded once with seed_canaries.yml (timed, for reference
 only).  Then, interleaved so that the machine's noise falls on both sides, ``--repeat`` times: baseline,
@@ -11,7 +11,9 @@ due, so a no-op), rotate --check (max_age_days=0), baseline.  The baseline is be
 copying its static file into a fresh ~/.aws-baseline of every placement's user (the planted files stay
 where they are): the same work as the first-run baseline of bench_seed.py.  Each rotation's ratio is to
 the mean of the baselines just before and just after it; the figure is the median of those ratios.
-IAM calls are counted at the wire by the local AWS proxy, per placement and by action.
+IAM calls are counted at the wire by the local AWS proxy, per placement and by action.  With ``--compare
+DIR`` (another tree of the collection, e.g. main's), each round also rotates with that tree's playbook,
+between baselines of its own, so that a before/after ratio is taken under the same load.
 
 Before the figures are believed, the fleet is checked against IAM after every rotation (directly, not
 counted): every placement's profile holds a new key that is its IAM user's only key, active, with a new
@@ -27,6 +29,7 @@ import argparse
 import configparser
 import dataclasses
 import hashlib
+import pathlib
 import statistics
 import subprocess
 
@@ -34,6 +37,7 @@ from _fleet_bench import (BASELINE, ROTATE, SEED, fleet_size, fleet_with_local_a
                           ratios_to_neighbours, run)
 
 BASELINE_DIR = ".aws-baseline"
+COMPARED = "rotate (--compare)"
 GENERATION_TAG = "canarykeys:generation"
 
 
@@ -126,6 +130,10 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
     parser.add_argument("--no-check-mode", dest="check_mode", action="store_false", help="skip the rotate --check run")
     parser.add_argument("--profile", action="store_true",
                         help="enable ansible.posix.profile_tasks in every run and print the task times of the rotation runs")
+    parser.add_argument("--compare", type=pathlib.Path, metavar="DIR",
+                        help="another tree of the collection (e.g. main, as `git archive main` extracted, with its .collections link): "
+                             "each round also rotates with its rotate_canaries.yml, between baselines, for a before/after ratio "
+                             "under the same load")
     args = parser.parse_args()
     placements = fleet_size(args.hosts)[2]
     sequence, iam, changed, profiles, problems = [], {}, {}, {}, []
@@ -136,11 +144,11 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
         direct_iam = aws.client("iam", direct=True)
         baseline_args = ("-e", f"baseline_dir={BASELINE_DIR}")
 
-        def timed(name, playbook, *extra):
+        def timed(name, playbook, *extra, config=None):
             if playbook == BASELINE:
                 wipe_baseline_dirs(fleet)
             mark = len(aws.calls())
-            result = run(playbook, inventory, env, args.forks, *extra)
+            result = run(playbook, inventory, dict(env, ANSIBLE_CONFIG=str(config)) if config else env, args.forks, *extra)
             sequence.append((name, result.elapsed))
             changed[name] = result.changed
             # The first rotation's calls stand for all (every one rotates the same placements the same way).
@@ -157,11 +165,15 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
             raise SystemExit("the seed did not plant every placement:\n" + "\n".join(problems))
 
         for round_ in range(1, args.repeat + 1):
-            timed("baseline", BASELINE, *baseline_args)
-            timed("rotate", ROTATE, "-e", "max_age_days=0")
-            rotated = estate(fleet, direct_iam)
-            problems += [f"rotation {round_}: {p}" for p in check_rotated(before, rotated, placements)]
-            before = rotated
+            runs = [("rotate", ROTATE, None)]
+            if args.compare:
+                runs.append((COMPARED, args.compare / "playbooks" / ROTATE.name, args.compare / "ansible.cfg"))
+            for name, playbook, config in runs:
+                timed("baseline", BASELINE, *baseline_args)
+                timed(name, playbook, "-e", "max_age_days=0", config=config)
+                rotated = estate(fleet, direct_iam)
+                problems += [f"rotation {round_} ({name}): {p}" for p in check_rotated(before, rotated, placements)]
+                before = rotated
         timed("baseline", BASELINE, *baseline_args)
         timed("rotate, none due", ROTATE, "-e", "max_age_days=90")
         if args.check_mode:
@@ -177,7 +189,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
     baselines = [seconds for name, seconds in sequence if name == "baseline"]
     print(f"load average (1 min): {load_before} before, {load_after} after; {placements} placements, forks {args.forks}")
     print(f"baseline copy: {', '.join(f'{t:.1f}s' for t in baselines)} (median {statistics.median(baselines):.1f}s)")
-    for name in ("seed", "rotate", "rotate, none due", "rotate --check"):
+    for name in ("seed", "rotate", COMPARED, "rotate, none due", "rotate --check"):
         runs = [seconds for label, seconds in sequence if label == name]
         if not runs:
             continue
@@ -186,12 +198,13 @@ def main():  # pylint: disable=too-many-locals,too-many-statements
         print(f"{name + ':':<18} {', '.join(f'{t:.1f}s' for t in runs)}; ratio to the baselines around it "
               f"{', '.join(f'{r:.2f}x' for r in ratios)}: median {statistics.median(ratios):.2f}x{target}  (changed={changed[name]})")
     print("IAM calls (at the wire):")
-    for name in ("seed", "rotate", "rotate, none due", "rotate --check"):
+    for name in ("seed", "rotate", COMPARED, "rotate, none due", "rotate --check"):
         if name in iam:
             print(iam[name])
     if args.profile:
-        for name in ("rotate", "rotate, none due"):
-            print(f"task times, {name} (first run):\n{profiles[name]}")
+        for name in ("rotate", COMPARED, "rotate, none due"):
+            if name in profiles:
+                print(f"task times, {name} (first run):\n{profiles[name]}")
     if problems:
         print(f"VERIFICATION FAILED ({len(problems)} problems):")
         print("\n".join(f"  {p}" for p in problems[:20]))
