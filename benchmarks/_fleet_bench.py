@@ -13,6 +13,7 @@ import contextlib
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,3 +102,32 @@ def fleet_with_local_aws(hosts, prefix):
             yield fleet, inventory, aws, env
     finally:
         fleet.down()
+
+
+def load_average():
+    """The 1-minute load average now (a string, as /proc/loadavg gives it): said next to every figure."""
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return handle.read().split()[0]
+
+
+def ratios_to_neighbours(sequence, name):
+    """Each run of ``name`` in ``sequence`` [(name, seconds)] over the mean of the baselines just before and after it.
+
+    The benchmarks interleave baseline and measured runs so that the machine's noise (2 shared cores) falls on
+    both sides of each ratio; the figure they print is the median of these.
+    """
+    ratios = []
+    for index, (label, seconds) in enumerate(sequence):
+        if label != name:
+            continue
+        before = next((s for lab, s in reversed(sequence[:index]) if lab == "baseline"), None)
+        after = next((s for lab, s in sequence[index + 1:] if lab == "baseline"), None)
+        ratios.append(seconds / statistics.mean([s for s in (before, after) if s is not None]))
+    return ratios
+
+
+def profile_summary(output):
+    """The task-time summary ansible.posix.profile_tasks prints at the end of a run."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if set(line.strip()) == {"="}]
+    return "\n".join("    " + line for line in lines[starts[-1] + 1:] if line.strip()) if starts else "    (no profile_tasks summary)"

@@ -11,8 +11,10 @@ lost answers, latency; see docs/local_aws.md).  Each time, for ``--hosts`` hosts
     seed run 1, seed run 2      canary_key_info (the seed role's key_source, credential_report), the seed
                                 role's filter of the placements that need a key, canary_key_batch
                                 action=ensure for those with the key id each host holds
-    rotate run 1, rotate run 2  canary_key_batch action=begin (max_age_days 0), the host writes the new
-                                key, then action=finish with the key the host holds and the one it held
+    rotate run 1, rotate run 2  canary_key_info (key_source list_access_keys), canary_key_batch action=begin
+                                (max_age_days 0) on its listing of each user, as the rotate role passes it,
+                                the host writes the new key, then action=finish with the key the host holds,
+                                the one it held and the listing the begin step left
     retire run 1, retire run 2  canary_key_info (key_source list_access_keys), the host drops a profile
                                 that holds one of the listed keys, then canary_key state=absent per canary
 
@@ -46,7 +48,7 @@ import botocore.config  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.canarykeys.aws.plugins.filter import placements as seed_filters  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply, batch, calls, estate, plans  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import apply, batch, calls, estate, listed, plans  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import IAMCallError, PlacementError, error_message  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping  # noqa: E402  pylint: disable=wrong-import-position
 from tools.local_aws.faults import FaultConfig  # noqa: E402  pylint: disable=wrong-import-position
@@ -122,13 +124,20 @@ def seed(client, held, everything, concurrency):
 
 
 def rotate(client, held, everything, concurrency):
-    outcomes, failures = run_batch(client, held, "begin", [request(p, held, max_age_days=0) for p in everything], concurrency)
+    """The rotate role's controller side: the bulk read, begin on its listing of each user, finish on begin's."""
+    estate_now, failures = listing(client, everything, estate.LIST_ACCESS_KEYS)
+    if estate_now is None:
+        return failures
+    canaries = {(c["mapping"]["host"], c["mapping"]["path"], c["mapping"]["profile"]): c for c in estate_now["canaries"]}
+    begin = [request(p, held, max_age_days=0, inline_policies=canaries[p]["inline_policies"], listing=listed.listing_of(canaries[p]))
+             if p in canaries else request(p, held, max_age_days=0) for p in everything]
+    outcomes, failures = run_batch(client, held, "begin", begin, concurrency)
     finish = []
     for placement, outcome in zip(everything, outcomes):
         if outcome.get("rotation") == plans.ROTATION_STARTED and outcome.get("access_key_id"):
             old = held.get(placement, "")
             held[placement] = outcome["access_key_id"]
-            finish.append(request(placement, held, rotated_key_id=old))
+            finish.append(request(placement, held, rotated_key_id=old, **({"listing": outcome["listing"]} if outcome.get("listing") else {})))
     if finish:
         outcomes, finish_failures = run_batch(client, held, "finish", finish, concurrency)
         failures += finish_failures

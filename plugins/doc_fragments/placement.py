@@ -127,4 +127,58 @@ options:
         type: str
         default: ""
         version_added: 0.1.0
+      listing:
+        description:
+          - With O(action=begin) and O(action=finish), the placement's IAM user and keys as the bulk read listed them, so
+            that the step decides on them instead of reading IAM again (the rotate role passes them).
+          - For O(action=begin), the placement's M(canarykeys.aws.canary_key_info) RV(canarykeys.aws.canary_key_info#module:canaries[])
+            item cut to these fields (what C(listing_of) in C(module_utils/_iam/listed.py) keeps), read with
+            C(key_source=list_access_keys) under the estate lease; for O(action=finish), the C(listing) of the placement's
+            begin outcome (the planted key and the new one).
+          - Used only when its C(mapping.placement_id) is this placement's. A key IAM had not listed yet makes the mint
+            meet C(LimitExceeded), and the step then lists the keys; a finish whose profile holds a key the listing does
+            not name reads IAM. Unset, each step finds the user and lists its keys itself.
+        type: dict
+        version_added: 0.1.0
+        suboptions:
+          user_name:
+            description: The IAM user's name.
+            type: str
+            required: true
+          user_arn:
+            description: The IAM user's ARN.
+            type: str
+            default: ""
+          iam_path:
+            description: The IAM user's path.
+            type: str
+            default: /
+          mapping:
+            description: The placement recorded in the user's tags (RV(canarykeys.aws.canary_key_info#module:canaries[].mapping)).
+            type: dict
+            required: true
+          key_history:
+            description: The key ids the placement was handed, oldest first.
+            type: list
+            elements: str
+            default: []
+          keys:
+            description: The user's access keys (no secret).
+            type: list
+            elements: dict
+            required: true
+            suboptions:
+              access_key_id:
+                description: Access key id.
+                type: str
+                required: true
+              status:
+                description: The key's status.
+                type: str
+                default: Active
+                choices: [Active, Inactive]
+              create_date:
+                description: When IAM created the key (ISO 8601).
+                type: str
+                required: true
 """

@@ -20,6 +20,7 @@ from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_l
 from ansible_collections.canarykeys.aws.plugins.filter.estate import canary_owner, host_canaries, located_canaries
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, outcomes_for_host, placement_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import DENY_ALL_POLICY_NAME
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.listed import listing_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
 
 
@@ -146,7 +147,7 @@ def seed_requests(read_results, canaries, host, template, planted_by, deny_all=F
 _MODULE_FIELDS = {"host": "host", "path": "path", "profile": "profile_name", "planted_key_id": "planted_key_id",
                   "reminder": "reminder", "planted_by": "planted_by", "rotated_key_id": "rotated_key_id",
                   "user_name_template": "user_name_template", "inline_policies": "inline_policies", "user_name": "user_name",
-                  "account": "account"}
+                  "account": "account", "listing": "listing"}
 
 
 def batch_placements(requests):
@@ -224,27 +225,35 @@ def failed_results(results):
 _BEGIN_FIELDS = ("rotation", "user_name", "access_key_id", "rotated_key_id", "key_age_days", "deleted_access_key_ids", "msg", "account_id")
 
 
-def rotate_requests(read_results, host, account=""):
+def rotate_requests(read_results, host, canaries=None, account=""):
     """One ``action: begin`` request per profile read on this host (host, path, profile, planted key id).
 
-    ``read_results`` are the results of the role's read loop (loop_var ``rotate_canary``, the canary
+    ``read_results`` are the results of the role's read loop (loop_var ``rotate_canary``, the placement row
     as ``canary_key_info`` listed it). ``user_name`` names the IAM user in the table when the begin step
-    fails (the begin step itself finds the user by the key the profile holds); ``inline_policies``, when
-    listed, spare the begin step its read of them.  ``account``: the name of this host's canary account.
+    fails; ``inline_policies``, when listed, spare the begin step its read of them; ``listing``, the
+    canary of the same user in ``canaries`` (canary_key_info's RV(canaries)), spares it finding the user
+    and listing its keys (module_utils/_iam/listed.py).  ``account``: the name of this host's canary
+    account.
     """
-    return [
-        {
+    by_user = {canary.get("user_name"): canary for canary in canaries or []}
+    requests = []
+    for read in read_results or []:
+        row = read.get("rotate_canary", {})
+        request = {
             "host": host,
-            "path": read.get("path") or read.get("rotate_canary", {}).get("path"),
-            "profile": read.get("rotate_canary", {}).get("profile"),
+            "path": read.get("path") or row.get("path"),
+            "profile": row.get("profile"),
             "planted_key_id": read.get("access_key_id") or "",
-            "user_name": read.get("rotate_canary", {}).get("user_name"),
+            "user_name": row.get("user_name"),
             **({"account": account} if account else {}),
-            **({"inline_policies": read["rotate_canary"]["inline_policies"]}
-               if read.get("rotate_canary", {}).get("inline_policies") is not None else {}),
         }
-        for read in read_results or []
-    ]
+        if row.get("inline_policies") is not None:
+            request["inline_policies"] = row["inline_policies"]
+        listing = listing_of(by_user.get(row.get("user_name")))
+        if listing:
+            request["listing"] = listing
+        requests.append(request)
+    return requests
 
 
 def rotate_outcomes(outcomes, requests, host):
@@ -292,8 +301,9 @@ def _lost(result):
 def rotate_landed(write_results, confirm_results):
     """Which key each profile holds after the write, from the write and the confirming read (no secret).
 
-    The confirming read decides.  When it could not reach the host, a write that succeeded stands for
-    it (the module replaced the file atomically and reported the new key); with neither, the host is
+    A confirming read, where there is one, decides (the rotate role reads again only the profiles whose
+    write did not succeed).  Otherwise, or when it could not reach the host, a write that succeeded stands
+    for it (the module replaced the file atomically and reported the new key); with neither, the host is
     taken to hold the old key (``held`` empty: the finish keeps the rotated key).  ``why`` says, for a
     rotation that rolls back, why the host did not take the new key.
     """
@@ -322,7 +332,7 @@ def rotate_finish_placements(outcomes, landed, planted_by=""):
     ``outcomes`` is RV(outcomes) of the begin batch, ``landed`` the ``rotate_landed`` entries of every
     host of the play.  A placement with no landed entry (its host failed before recording one) is
     finished as if the host held the old key: the new key is deleted, and no key the host did not
-    take survives the run.
+    take survives the run.  A begin outcome's ``listing`` (the keys the begin step left) travels along.
     """
     index = landed_index(landed)
     placements = []
@@ -330,7 +340,7 @@ def rotate_finish_placements(outcomes, landed, planted_by=""):
         if not outcome.get("minted") or outcome.get("failed") or not outcome.get("access_key_id"):
             continue
         held = index.get(placement_of(outcome) + (outcome.get("access_key_id"),), {}).get("held") or ""
-        placements.append({
+        placement = {
             "host": outcome.get("host"),
             "path": outcome.get("path"),
             "profile_name": outcome.get("profile"),
@@ -338,7 +348,11 @@ def rotate_finish_placements(outcomes, landed, planted_by=""):
             "rotated_key_id": outcome.get("rotated_key_id"),
             "planted_by": planted_by or "",
             **({"account": outcome["account"]} if outcome.get("account") else {}),
-        })
+        }
+        if outcome.get("listing"):
+            # What the begin step left: the finish decides on it instead of reading IAM again.
+            placement["listing"] = outcome["listing"]
+        placements.append(placement)
     return placements
 
 

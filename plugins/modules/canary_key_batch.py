@@ -13,6 +13,8 @@ short_description: Ensure or rotate the IAM users and access keys of many canary
 description:
   - Does for every placement of O(placements) what M(canarykeys.aws.canary_key) does for one, with the same IAM calls,
     the same refusals and the same results, in one module run on the controller instead of one run per placement.
+  - With O(placements[].listing) (the rotate role passes the bulk read's), O(action=begin) and O(action=finish) decide on
+    it instead of reading the user and its keys again, and make only their writes.
   - Each placement is decided on its own. A placement that fails (a refusal, an AWS error) has C(failed=true) and a
     C(msg) in its RV(outcomes) entry, and the other placements go on; the task itself fails only on bad options.
   - O(action=ensure) is the seed's step (C(canary_key) with O(canarykeys.aws.canary_key#module:state=present));
@@ -146,6 +148,8 @@ outcomes:
       M(canarykeys.aws.canary_key) returns for the same step (C(changed), C(minted), C(user_name), C(access_key_id),
       C(secret_access_key) when a key was minted, C(deleted_access_key_ids), C(generation), C(mapping), C(rotation),
       C(rotated_key_id)...).
+    - With O(action=begin) and O(placements[].listing), a placement that got a second key also has C(listing), the keys its
+      user holds now (the planted one and the new one, no secret), for the finish step's O(placements[].listing).
     - A placement that failed has C(failed=true), C(changed=false), C(minted=false) and C(msg), and nothing was minted
       for it.
   returned: always

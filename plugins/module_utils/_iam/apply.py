@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam import calls
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import calls, listed
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.errors import PlacementError
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.naming import DEFAULT_TEMPLATE, candidate_names, check_iam_path
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.plans import (
@@ -225,12 +225,15 @@ def find_user(client, candidates, placement_id: str, key_id=""):
 
 
 def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days=0, template=DEFAULT_TEMPLATE, iam_path="/",
-                   check_mode=False, now=None, deny_all=False, policy_names=None):
+                   check_mode=False, now=None, deny_all=False, policy_names=None, listing=None):
     """Mint a second key for the placement's user, keeping the planted one, when the planted key is due.
 
     Never creates a user and never refuses: a placement that does not hold its active key is reported
     as not planted and left alone.  Keys the host does not hold are deleted, before the mint (a user
     holds at most two); the mint is the last write, as in ``ensure_present``.
+
+    ``listing``: the user and keys as the bulk read listed them (module_utils/_iam/listed.py); the step then
+    decides on them without reading IAM, and returns in ``listing`` what the finish step decides on.
     """
     iam_path = check_iam_path(iam_path)
     if max_age_days < 0:
@@ -238,7 +241,11 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
     candidates = candidate_names(placement.host, placement.path, placement.profile, template)
     pid = placement.placement_id
     planted_key_id = planted_key_id or ""
-    user_name, user = find_user(client, candidates, pid, planted_key_id)
+    trusted = listed.usable(listing, pid)
+    if trusted:
+        user_name, user = listing["user_name"], listed.user(listing)
+    else:
+        user_name, user = find_user(client, candidates, pid, planted_key_id)
     result = dict(
         _user_result(user_name, user, iam_path),
         placement_id=pid, changed=False, minted=False, rotation=ROTATION_NOT_PLANTED, access_key_id=None, rotated_key_id=None,
@@ -247,7 +254,8 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
     if user is None:
         return result
     tags = canary_mapping.tags_list_to_dict(user.get("Tags"))
-    keys = calls.list_keys(client, user_name, expected=calls.recent_recorded_key(tags))
+    # The bulk read listed the keys seconds ago, and waited as this read would for a key recorded less than a minute ago.
+    keys = listed.keys(listing) if trusted else calls.list_keys(client, user_name, expected=calls.recent_recorded_key(tags))
     plan = plan_rotation_begin(keys, planted_key_id, max_age_days, now or datetime.datetime.now(datetime.timezone.utc))
     result.update(
         rotation=plan["rotation"],
@@ -273,16 +281,19 @@ def begin_rotation(client, placement: Placement, planted_key_id="", max_age_days
     if not plan["mint"]:
         return result
     # The tags keep naming the planted key until finish_rotation knows which key the host kept.
-    calls.mint(client, user_name, result, record=False, keep=(planted_key_id,))
+    new_key = calls.mint(client, user_name, result, record=False, keep=(planted_key_id,))
+    if trusted:
+        result["listing"] = listed.after_begin(listing, result, new_key)
     return result
 
 
 def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key_id="", template=DEFAULT_TEMPLATE, iam_path="/",
-                    check_mode=False, deny_all=None, policy_names=None):
+                    check_mode=False, deny_all=None, policy_names=None, listing=None):
     """Keep the key the host holds (``planted_key_id``, as read back after the write) and delete the other one.
 
     ``deny_all`` and ``policy_names`` are taken so that both steps of a rotation take the same options;
-    the guard was settled by the begin step, before its mint.
+    the guard was settled by the begin step, before its mint.  ``listing``: what the begin step left (its
+    RV(listing)); the step decides on it without reading IAM, unless the host holds a key it does not know.
     """
     del deny_all, policy_names
     iam_path = check_iam_path(iam_path)
@@ -290,15 +301,13 @@ def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key
         raise PlacementError("rotated_key_id is required to finish a rotation: it is the key the profile held before")
     candidates = candidate_names(placement.host, placement.path, placement.profile, template)
     pid = placement.placement_id
-    user_name, user = find_user(client, candidates, pid, rotated_key_id)
-    if user is None:
-        user_name, user = find_user(client, candidates, pid, planted_key_id or "")
-    if user is None:
-        raise PlacementError(f"profile {placement.profile} in {placement.path} on {placement.host} has no canary IAM user; nothing to finish")
     planted_key_id = planted_key_id or ""
-    # The key the host now holds was minted by begin seconds ago: ListAccessKeys may not list it yet.
-    expected = [planted_key_id] if planted_key_id != rotated_key_id else []
-    plan = plan_rotation_finish(placement, user, calls.list_keys(client, user_name, expected=expected), planted_key_id, rotated_key_id)
+    known = {key["AccessKeyId"] for key in listed.keys(listing)} if listed.usable(listing, pid) else set()
+    if rotated_key_id in known and planted_key_id in known | {""}:
+        user_name, user, keys = listing["user_name"], listed.user(listing), listed.keys(listing)
+    else:
+        user_name, user, keys = _finish_read(client, placement, candidates, planted_key_id, rotated_key_id)
+    plan = plan_rotation_finish(placement, user, keys, planted_key_id, rotated_key_id)
     result = dict(
         _user_result(user_name, user, iam_path),
         placement_id=pid, changed=bool(plan["doomed"] or plan["tag_update"]), minted=False, rotation=plan["rotation"],
@@ -312,3 +321,16 @@ def finish_rotation(client, placement: Placement, planted_key_id="", rotated_key
     if plan["tag_update"]:
         calls.tag_user(client, user_name, plan["tag_update"])
     return result
+
+
+def _finish_read(client, placement: Placement, candidates, planted_key_id, rotated_key_id):
+    """``(name, user, keys)`` of the placement's user, read from IAM: a finish without a listing it can trust."""
+    pid = placement.placement_id
+    user_name, user = find_user(client, candidates, pid, rotated_key_id)
+    if user is None:
+        user_name, user = find_user(client, candidates, pid, planted_key_id)
+    if user is None:
+        raise PlacementError(f"profile {placement.profile} in {placement.path} on {placement.host} has no canary IAM user; nothing to finish")
+    # The key the host now holds was minted by begin seconds ago: ListAccessKeys may not list it yet.
+    expected = [planted_key_id] if planted_key_id != rotated_key_id else []
+    return user_name, user, calls.list_keys(client, user_name, expected=expected)

@@ -39,10 +39,13 @@ def parallel_map(function, items, concurrency: int) -> list:
 ACTIONS = {
     "ensure": lambda client, placement, request, options: ensure_present(
         client, placement, request.get("planted_key_id") or "", known_user_name=request.get("user_name") or "", **options),
+    # A rotation's steps decide on what the bulk read listed, when the request carries it (module_utils/_iam/listed.py).
     "begin": lambda client, placement, request, options: begin_rotation(
-        client, placement, request.get("planted_key_id") or "", request.get("max_age_days") or 0, **options),
+        client, placement, request.get("planted_key_id") or "", request.get("max_age_days") or 0, listing=request.get("listing"),
+        **options),
     "finish": lambda client, placement, request, options: finish_rotation(
-        client, placement, request.get("planted_key_id") or "", request.get("rotated_key_id") or "", **options),
+        client, placement, request.get("planted_key_id") or "", request.get("rotated_key_id") or "", listing=request.get("listing"),
+        **options),
 }
 
 

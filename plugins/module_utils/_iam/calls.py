@@ -268,10 +268,13 @@ def mint(client, user_name, result, record=True, keep=(), tags=None):
     """Create the user's new key and put its id and secret in ``result``; ``record``: also name it in the user's tags.
 
     ``keep``: the keys the user may hold besides the new one (the planted key, in a rotation); ``tags``: the user's
-    tags (the key history the new id joins).  A CreateAccessKey whose answer was lost made a key nobody received:
+    tags (the key history the new id joins).  Returns the new key's ListAccessKeys entry (id, status, creation date; no
+    secret).  A CreateAccessKey whose answer was lost made a key nobody received:
     botocore sends the call again, which then succeeds with a second key or, if the user now holds two, meets
     LimitExceeded, or fails when every answer was lost.  Each way the key nobody holds is deleted here, within
-    the run, once IAM lists it, and the mint is tried once more where it had not succeeded.
+    the run, once IAM lists it, and the mint is tried once more where it had not succeeded.  LimitExceeded is also
+    how a rotation that decided on the bulk read (module_utils/_iam/listed.py) learns that IAM had not listed a key
+    yet: the same listing and deletion put it right, and only then is IAM read.
     """
     message = f"Failed to create an access key for IAM user {user_name}"
     at_least = 2  # LimitExceeded: the user holds two keys, one of them nobody's
@@ -294,3 +297,4 @@ def mint(client, user_name, result, record=True, keep=(), tags=None):
         # Sent more than once: an earlier attempt may have made a key whose answer was lost.
         keys = list_keys(client, user_name, expected=[key["AccessKeyId"]])
         _delete_unheld(client, user_name, keys, set(keep) | {key["AccessKeyId"]}, result)
+    return {"AccessKeyId": key["AccessKeyId"], "Status": key.get("Status") or "Active", "CreateDate": key["CreateDate"]}

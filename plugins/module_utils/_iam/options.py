@@ -30,8 +30,22 @@ NAMING_SPEC = dict(
     deny_all=dict(type="bool", default=False),
 )
 
+# What the bulk read listed of a placement's user, for a rotation's steps (module_utils/_iam/listed.py).
+LISTING_SPEC = dict(
+    user_name=dict(type="str", required=True),
+    user_arn=dict(type="str", default=""),
+    iam_path=dict(type="str", default="/"),
+    mapping=dict(type="dict", required=True),
+    key_history=dict(type="list", elements="str", default=[], no_log=False),
+    keys=dict(type="list", elements="dict", required=True, no_log=False, options=dict(
+        access_key_id=dict(type="str", required=True, no_log=False),
+        status=dict(type="str", default="Active", choices=["Active", "Inactive"]),
+        create_date=dict(type="str", required=True),
+    )),
+)
+
 # canary_key_batch's placements[] items: one placement, plus what differs per placement in a batch
-# (the key read back, a group's own naming) and what the bulk read already knows (inline_policies).
+# (the key read back, a group's own naming) and what the bulk read already knows (inline_policies, listing).
 BATCH_PLACEMENT_SPEC = dict(
     PLACEMENT_SPEC,
     rotated_key_id=dict(type="str", no_log=False),
@@ -39,6 +53,7 @@ BATCH_PLACEMENT_SPEC = dict(
     inline_policies=dict(type="list", elements="str"),
     user_name=dict(type="str"),
     account=dict(type="str", default=""),
+    listing=dict(type="dict", options=LISTING_SPEC),
 )
 
 

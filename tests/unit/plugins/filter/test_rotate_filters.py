@@ -83,6 +83,32 @@ def test_requests_carry_the_module_fields_and_the_user_for_the_table():
     assert REQUESTS[2]["planted_key_id"] == ""
 
 
+def test_requests_carry_the_bulk_reads_listing_of_their_user():
+    canary = {"user_name": "web01-backup", "user_id": "AIDAEXAMPLE", "user_arn": "arn:aws:iam::123456789012:user/web01-backup",
+              "iam_path": "/", "mapping": {"placement_id": "0f3c", "host": "web01", "generation": 1}, "key_history": [OLD1],
+              "inline_policies": [], "dead": False, "key_source": "list_access_keys",
+              "keys": [{"access_key_id": OLD1, "status": "Active", "create_date": "2026-01-01T00:00:00+00:00", "age_days": 300,
+                        "newest": True}]}
+    [request] = placement_filters.rotate_requests([_read(HOME, "prod", OLD1)], "web01", [canary])
+    # Cut to the module's listing suboptions: nothing it would refuse.
+    assert request["listing"] == {
+        "user_name": "web01-backup", "user_arn": canary["user_arn"], "iam_path": "/", "mapping": canary["mapping"],
+        "key_history": [OLD1], "keys": [{"access_key_id": OLD1, "status": "Active", "create_date": "2026-01-01T00:00:00+00:00"}]}
+    assert placement_filters.batch_placements([request])[0]["listing"] == request["listing"]
+    # No canary of that user in the listing: no listing, the begin step reads IAM itself.
+    assert "listing" not in placement_filters.rotate_requests([_read(HOME, "prod", OLD1, "web01-other")], "web01", [canary])[0]
+    # A key listed without its creation date (a credential report row): no listing either, rather than a guess.
+    undated = dict(canary, keys=[dict(canary["keys"][0], create_date=None)])
+    assert "listing" not in placement_filters.rotate_requests([_read(HOME, "prod", OLD1)], "web01", [undated])[0]
+
+
+def test_finish_placements_carry_what_the_begin_step_left():
+    listing = {"user_name": "web01-backup", "mapping": {"placement_id": "0f3c"}, "keys": [{"access_key_id": NEW1}, {"access_key_id": OLD1}]}
+    begun = [dict(BEGIN[0], listing=listing)] + BEGIN[1:]
+    placements = placement_filters.rotate_finish_placements(begun, [])
+    assert placements[0]["listing"] == listing and "listing" not in placements[1]
+
+
 def test_outcomes_pick_this_hosts_placements_with_their_batch_index_and_no_secret():
     mine = placement_filters.rotate_outcomes(BEGIN, REQUESTS, "web01")
     assert [(o["index"], o["profile"], o["rotation"], o["minted"], o["failed"]) for o in mine] == [

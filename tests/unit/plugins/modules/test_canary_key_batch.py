@@ -23,7 +23,7 @@ pytest.importorskip("moto")
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
 
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate  # noqa: E402
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate, listed  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared import canary_mapping as cm  # noqa: E402
 from ansible_collections.canarykeys.aws.plugins.modules import canary_key, canary_key_batch  # noqa: E402
 # The local AWS and a clean AWS environment exactly as canary_key's own tests have them.
@@ -130,6 +130,27 @@ def test_rotation_in_two_batched_steps(aws, run):
         assert outcome["access_key_id"] == kept
         assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=outcome["user_name"])["AccessKeyMetadata"]] == [kept]
         assert cm.planted_key_from_tags(iam.list_user_tags(UserName=outcome["user_name"])["Tags"])[0] == kept
+
+
+def test_a_rotation_on_the_bulk_reads_listing_makes_only_its_writes(aws, run):
+    iam = aws.client("iam", direct=True)
+    seeded, _printed = run(placements=PLACEMENTS[:2])
+    canaries = {c["user_name"]: c for c in estate.list_estate(iam, key_source=estate.LIST_ACCESS_KEYS)["canaries"]}
+    held = [dict(p, planted_key_id=o["access_key_id"], inline_policies=[], listing=listed.listing_of(canaries[o["user_name"]]))
+            for p, o in zip(PLACEMENTS[:2], seeded["outcomes"])]
+    mark = len(aws.calls())
+    begun, _printed = run(placements=held, action="begin")
+    assert [o["rotation"] for o in begun["outcomes"]] == ["started", "started"]
+    assert collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam") == {"CreateAccessKey": 2}
+    confirmed = [dict(p, planted_key_id=o["access_key_id"], rotated_key_id=p["planted_key_id"], listing=o["listing"])
+                 for p, o in zip(held, begun["outcomes"])]
+    mark = len(aws.calls())
+    finished, _printed = run(placements=confirmed, action="finish")
+    assert [o["rotation"] for o in finished["outcomes"]] == ["completed", "completed"]
+    assert collections.Counter(c["action"] for c in aws.calls()[mark:] if c["service"] == "iam") == {"DeleteAccessKey": 2, "TagUser": 2}
+    for outcome in finished["outcomes"]:
+        assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=outcome["user_name"])["AccessKeyMetadata"]] == [outcome["access_key_id"]]
+        assert cm.planted_key_from_tags(iam.list_user_tags(UserName=outcome["user_name"])["Tags"])[0] == outcome["access_key_id"]
 
 
 @pytest.mark.parametrize("args, message", [
