@@ -91,6 +91,7 @@ bench: setup system-deps
 	$(BIN)/python benchmarks/bench_alert_handler.py
 	$(BIN)/python benchmarks/bench_canary_key_info.py
 	$(BIN)/python benchmarks/bench_last_used.py
+	$(BIN)/python benchmarks/bench_controller.py --sizes 500,2000
 
 clean:
 	rm -rf .sandbox .tmp .collections
