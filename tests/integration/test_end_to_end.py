@@ -48,6 +48,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import secrets
 import subprocess
 import sys
@@ -367,7 +368,7 @@ class HtmlRows(html.parser.HTMLParser):
             self._cell += data
 
 
-MARKDOWN_COLUMNS = ("flags", "host", "path", "profile", "iam_user", "key_id", "status", "age_days", "last_used", "service", "region")
+MARKDOWN_COLUMNS = ("flags", "host", "account", "path", "profile", "iam_user", "key_id", "status", "age_days", "last_used", "service", "region")
 
 
 def markdown_rows(markdown):
@@ -383,6 +384,7 @@ def assert_csv_report(text, in_iam, expected_use, used):
         key_id = row["access_key_id"]
         assert (row["host"], row["file"], row["profile"], row["iam_user"]) == in_iam[key_id], row
         assert row["in_inventory"] == "yes" and row["key_status"] == "Active" and row["key_count"] == "1"
+        assert row["account"] == "" and re.fullmatch(r"\d{12}", row["account_id"]), row
         date, service, region = expected_use[key_id]
         if key_id in used:
             assert row["used"] == "USED", row
@@ -398,6 +400,8 @@ def assert_markdown_report(markdown, planted, expected_use, used):
     assert sorted(row["key_id"] for row in table) == sorted(planted)
     for row in table:
         assert (row["host"], row["path"], row["profile"]) == planted[row["key_id"]]
+        # Without canary_accounts the account is the controller's own, named by its id.
+        assert re.fullmatch(r"\d{12}", row["account"]), row
         if row["key_id"] in used:
             assert (row["flags"], row["service"], row["region"]) == ("USED", *expected_use[row["key_id"]][1:])
         else:
@@ -406,7 +410,7 @@ def assert_markdown_report(markdown, planted, expected_use, used):
     assert f"**USED: {len(used)} canary placement(s) have been used." in head
     for use in used.values():
         _date, service, region = expected_use[use.key_id]
-        assert f"- **USED** {use.host} `{use.path}` [{use.profile}], key `{use.key_id}`, " in head
+        assert re.search(rf"- \*\*USED\*\* {re.escape(use.host)} \(\d{{12}}\) `{re.escape(use.path)}` \[{use.profile}\], key `{use.key_id}`, ", head)
         assert f"({service}, {region})" in head
     assert "NOT IN INVENTORY" not in markdown
 
@@ -414,9 +418,9 @@ def assert_markdown_report(markdown, planted, expected_use, used):
 def assert_html_report(page, planted, used):
     parser = HtmlRows()
     parser.feed(page)
-    assert sorted(cells[5] for _css, cells in parser.rows) == sorted(planted)
-    assert sorted(cells[5] for css, cells in parser.rows if css == "used") == sorted(used)
-    assert all(cells[8] == "never" for css, cells in parser.rows if css != "used")
+    assert sorted(cells[6] for _css, cells in parser.rows) == sorted(planted)
+    assert sorted(cells[6] for css, cells in parser.rows if css == "used") == sorted(used)
+    assert all(cells[9] == "never" for css, cells in parser.rows if css != "used")
 
 
 def test_report_lists_every_placement_and_flags_exactly_the_used_ones(loop, used):
