@@ -12,10 +12,11 @@ counted at the wire by action), one step after the other on the estate the previ
     mint          canary_key_batch action=ensure for the N new placements (the seed's batch)
     info report   canary_key_info key_source=credential_report over the N/2 hosts (the seed's bulk read)
     info keys     canary_key_info key_source=list_access_keys over the N/2 hosts (the rotate and retire roles' read)
-    per-host      the filters the seed and rotate roles run once per host, after grouping the bulk read by host
-                  once (group_by_host) as the roles do (seed_requests, seed_outcomes,
-                  due_placements twice, rotate_outcomes, rotate_rows), in process, for every host with the
-                  results above: no Ansible templating around them, so a lower bound
+    per-host      the filters of the seed and rotate roles, in process, with the results above, as the roles run
+                  them: once for the play the groupings by host (group_by_host of the bulk reads,
+                  seed_outcomes_by_host, rotate_outcomes_by_host), the rotation table's rows and every host's
+                  rotate_errors (rotate_errors_by_host), then for every host its own filters on its own entry
+                  (seed_requests, seed_plants, due_placements): no Ansible templating around them, so a lower bound
     pick play     with --per-host-play: the rotate role's per-host pick of its rows (due_placements) through
     pick base     ansible-playbook on every host (local connections), and the same play picking nothing
     begin         canary_key_batch action=begin max_age_days=0 for every placement, with what the
@@ -170,27 +171,39 @@ class Bench:
             reads[host].append({"path": path, "access_key_id": held[placement],
                                 "seed_placement": {"profile": profile, "reminder": SEED_TEMPLATE}})
             begin_reqs[host].append(role_request(placement, planted_key_id=held[placement]))
-        # As the roles run them: the bulk read grouped by host once for the play (timed, as "group_by_host"), then
-        # each host's filters on its own entry.
+        # As the roles run them: once for the play, the bulk read grouped by host and the batches' outcomes grouped by host
+        # (timed each, by its own name); then each host's filters on its own entry only.
+        hosts_begin_reqs = [request for host in self.hosts for request in begin_reqs[host]]
+        once = {
+            "group_by_host": lambda: (estate_filters.group_by_host(known["canaries"], self.hosts),
+                                      estate_filters.group_by_host(listed["placements"], self.hosts)),
+            "seed_outcomes_by_host": lambda: placement_filters.seed_outcomes_by_host(minted, seed_reqs, self.hosts),
+            "rotate_outcomes_by_host": lambda: placement_filters.rotate_outcomes_by_host(minted, hosts_begin_reqs, self.hosts),
+        }
+        spent, grouped = collections.Counter(), {}
+        started = time.perf_counter()
+        for name, function in once.items():
+            cpu = time.process_time()
+            grouped[name] = function()
+            spent[name] += time.process_time() - cpu
+        known_by_host, listed_by_host = grouped["group_by_host"]
+        rotated = [outcome for host in self.hosts for outcome in grouped["rotate_outcomes_by_host"][host]]
         cpu = time.process_time()
-        known_by_host = estate_filters.group_by_host(known["canaries"], self.hosts)
-        listed_by_host = estate_filters.group_by_host(listed["placements"], self.hosts)
-        grouping = time.process_time() - cpu
+        tables.rotate_rows(rotated, {"outcomes": minted})
+        spent["rotate_rows"] += time.process_time() - cpu
+        cpu = time.process_time()
+        tables.rotate_errors_by_host(grouped["rotate_outcomes_by_host"], {}, {"outcomes": minted})
+        spent["rotate_errors_by_host"] += time.process_time() - cpu
         filters = {
             "seed_requests": lambda host: placement_filters.seed_requests(reads[host], known_by_host[host], host, SEED_TEMPLATE, "bench"),
-            "seed_outcomes": lambda host: placement_filters.seed_outcomes(minted, seed_reqs, host),
+            "seed_plants": lambda host: placement_filters.seed_plants(grouped["seed_outcomes_by_host"][host]),
             "due_placements": lambda host: estate_filters.due_placements(listed_by_host[host], host, 0),
-            "rotate_outcomes": lambda host: placement_filters.rotate_outcomes(minted, begin_reqs[host], host),
-            "rotate_rows": lambda host: tables.rotate_rows(begin_reqs[host], {"outcomes": minted}),
         }
-        spent = collections.Counter(group_by_host=grouping)
-        started = time.perf_counter()
         for host in self.hosts:
             for name, function in filters.items():
                 cpu = time.process_time()
                 answer = function(host)
-                # The rotate role runs due_placements twice per host (its become check, then its read loop).
-                spent[name] += (time.process_time() - cpu) * (2 if name == "due_placements" else 1)
+                spent[name] += time.process_time() - cpu
                 if name == "due_placements" and len(answer) != 2:
                     sys.exit(f"due_placements gave {len(answer)} placements for {host}, not 2")
         elapsed = time.perf_counter() - started

@@ -161,20 +161,40 @@ def seed_outcomes(outcomes, requests, host):
     ``outcomes`` is canary_key_batch's RV(outcomes) for the requests of every host; the index is how a
     later task reaches the one secret it needs, without the secret travelling in a loop item.
     """
-    return [
-        dict(
-            {key: value for key, value in request.items() if key != "secret_access_key"},
-            index=index,
-            user_name=outcome.get("user_name"),
-            access_key_id=outcome.get("access_key_id"),
-            minted=bool(outcome.get("minted")),
-            changed=bool(outcome.get("changed")),
-            failed=bool(outcome.get("failed")),
-            msg=outcome.get("msg"),
-            account_id=outcome.get("account_id") or "",
-        )
-        for index, request, outcome in outcomes_for_host(outcomes, requests, host)
-    ]
+    return [_seed_outcome(index, request, outcome) for index, request, outcome in outcomes_for_host(outcomes, requests, host)]
+
+
+def _seed_outcome(index, request, outcome):
+    return dict(
+        {key: value for key, value in request.items() if key != "secret_access_key"},
+        index=index,
+        user_name=outcome.get("user_name"),
+        access_key_id=outcome.get("access_key_id"),
+        minted=bool(outcome.get("minted")),
+        changed=bool(outcome.get("changed")),
+        failed=bool(outcome.get("failed")),
+        msg=outcome.get("msg"),
+        account_id=outcome.get("account_id") or "",
+    )
+
+
+def _outcomes_by_host(outcomes, requests, hosts, entry):
+    """``{host: [entry(index, request, outcome), ...]}`` for ``hosts``, in one pass over the batch."""
+    index_of = {placement_of(outcome): index for index, outcome in enumerate(outcomes or [])}
+    by_host = {host: [] for host in hosts or []}
+    for request in requests or []:
+        index = index_of.get(placement_of(request))
+        if index is not None and request.get("host") in by_host:
+            by_host[request["host"]].append(entry(index, request, outcomes[index]))
+    return by_host
+
+
+def seed_outcomes_by_host(outcomes, requests, hosts):
+    """``{host: its seed_outcomes}`` for ``hosts``, in one pass over the batch (run once for the play).
+
+    ``seed_outcomes`` in every host's task would read the whole batch once per host: hosts times placements.
+    """
+    return _outcomes_by_host(outcomes, requests, hosts, _seed_outcome)
 
 
 def seed_plants(outcomes):
@@ -188,6 +208,10 @@ def seed_plants(outcomes):
             "region": outcome.get("region"),
             "access_key_id": outcome.get("access_key_id"),
             "replaceable_key_ids": [outcome["planted_key_id"]] if outcome.get("planted_key_id") else [],
+            # What deleting the key again needs, should its write fail.
+            "user_name": outcome.get("user_name"),
+            "user_name_template": outcome.get("user_name_template") or "",
+            "account": outcome.get("account") or "",
         }
         for outcome in outcomes or []
         if outcome.get("minted") and not outcome.get("failed")
@@ -261,20 +285,26 @@ def rotate_outcomes(outcomes, requests, host):
 
     ``outcomes`` is RV(outcomes) of the begin batch over the requests of every host of the batch.
     """
-    mine = []
-    for index, request, outcome in outcomes_for_host(outcomes, requests, host):
-        entry = {key: value for key, value in request.items() if key != "secret_access_key"}
-        entry.update({field: outcome.get(field) for field in _BEGIN_FIELDS})
-        entry.update(
-            index=index,
-            user_name=outcome.get("user_name") or request.get("user_name"),
-            minted=bool(outcome.get("minted")),
-            changed=bool(outcome.get("changed")),
-            failed=bool(outcome.get("failed")),
-            deleted_access_key_ids=list(outcome.get("deleted_access_key_ids") or []),
-        )
-        mine.append(entry)
-    return mine
+    return [_rotate_outcome(index, request, outcome) for index, request, outcome in outcomes_for_host(outcomes, requests, host)]
+
+
+def rotate_outcomes_by_host(outcomes, requests, hosts):
+    """``{host: its rotate_outcomes}`` for ``hosts``, in one pass over the begin batch (run once for the play)."""
+    return _outcomes_by_host(outcomes, requests, hosts, _rotate_outcome)
+
+
+def _rotate_outcome(index, request, outcome):
+    entry = {key: value for key, value in request.items() if key != "secret_access_key"}
+    entry.update({field: outcome.get(field) for field in _BEGIN_FIELDS})
+    entry.update(
+        index=index,
+        user_name=outcome.get("user_name") or request.get("user_name"),
+        minted=bool(outcome.get("minted")),
+        changed=bool(outcome.get("changed")),
+        failed=bool(outcome.get("failed")),
+        deleted_access_key_ids=list(outcome.get("deleted_access_key_ids") or []),
+    )
+    return entry
 
 
 def rotate_plants(outcomes):
@@ -365,9 +395,11 @@ class FilterModule:
             "seed_requests": seed_requests,
             "seed_settled_rows": seed_settled_rows,
             "seed_outcomes": seed_outcomes,
+            "seed_outcomes_by_host": seed_outcomes_by_host,
             "seed_plants": seed_plants,
             "rotate_requests": rotate_requests,
             "rotate_outcomes": rotate_outcomes,
+            "rotate_outcomes_by_host": rotate_outcomes_by_host,
             "rotate_plants": rotate_plants,
             "rotate_landed": rotate_landed,
             "rotate_finish_placements": rotate_finish_placements,

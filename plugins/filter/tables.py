@@ -41,6 +41,11 @@ def seed_rows(outcomes, host):
     ]
 
 
+def seed_rows_by_host(outcomes_by_host, hosts):
+    """The ``seed_rows`` of each of ``hosts``, from ``seed_outcomes_by_host`` (run once for the play)."""
+    return [row for host in hosts or [] for row in seed_rows((outcomes_by_host or {}).get(host), host)]
+
+
 def _label(item):
     return f"{item.get('path')} [{item.get('profile')}]"
 
@@ -100,7 +105,26 @@ def rotate_rows(outcomes, finish=None, check_mode=False):
 
 def rotate_errors(outcomes, landed=None, finish=None, check_mode=False):
     """Why each placement of this host that should have rotated did not, one message each (no secret)."""
-    finish_by_place, missing = finish_outcomes(finish)
+    return _rotate_errors(outcomes, landed, finish_outcomes(finish), check_mode)
+
+
+def rotate_errors_by_host(outcomes_by_host, hostvars, finish=None, check_mode=False, landed_var="rotate_landed"):
+    """``{host: its rotate_errors}`` for every host of ``rotate_outcomes_by_host`` (run once for the play).
+
+    The finish batch's outcomes are indexed once: ``rotate_errors`` in every host's task would index them
+    once per host, a cost that grows with hosts times placements.  Each host's landed entries are its
+    ``landed_var`` in ``hostvars`` (a host lost during the write keeps its facts).
+    """
+    finished = finish_outcomes(finish)
+    errors = {}
+    for host, outcomes in (outcomes_by_host or {}).items():
+        landed = hostvars[host].get(landed_var) if host in hostvars else None
+        errors[host] = _rotate_errors(outcomes, landed, finished, check_mode)
+    return errors
+
+
+def _rotate_errors(outcomes, landed, finished, check_mode):
+    finish_by_place, missing = finished
     landed_by = landed_index(landed)
     errors = []
     for outcome in outcomes or []:
@@ -140,7 +164,9 @@ class FilterModule:
     def filters(self):
         return {
             "seed_rows": seed_rows,
+            "seed_rows_by_host": seed_rows_by_host,
             "rotate_rows": rotate_rows,
             "rotate_errors": rotate_errors,
+            "rotate_errors_by_host": rotate_errors_by_host,
             "reminder_table": reminder_table,
         }

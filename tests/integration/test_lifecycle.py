@@ -36,7 +36,7 @@ RETIRE = "playbooks/retire_canaries.yml"
 RECONCILE = "playbooks/reconcile_canaries.yml"
 # The first per-host task after the mint batch (a run_once result arrives for one host only): the keys
 # of every host are minted by then, and none is written yet.
-MINT_TASK = "Match this host's placements with their outcome of the mint batch"
+MINT_TASK = "Mint a second key for every placement due in the batch, keeping the planted one"
 
 # Run as the file's owner on the host: which key botocore reads from the profile, and who AWS says it is.
 # A digest of the secret, never the secret: the test must not print what it checks.
@@ -80,7 +80,8 @@ class CallbackModule(CallbackBase):
         self._host = os.environ["LIFECYCLE_STOP_HOST"]
 
     def _stop_after(self, result):
-        if result._host.get_name() == self._host and result._task.get_name().endswith(self._task):
+        # A run_once task (the mint batch) reports for one host only, whichever it is.
+        if (result._host.get_name() == self._host or result._task.run_once) and result._task.get_name().endswith(self._task):
             self._fleet.stop_host(self._host)
 
     def v2_runner_on_ok(self, result):

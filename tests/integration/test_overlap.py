@@ -58,9 +58,12 @@ class CallbackModule(CallbackBase):
         if os.environ.get("KILL_AT_TASK_START") and task.get_name().endswith(os.environ["KILL_AT_TASK_START"]):
             self._kill()
 
-    def v2_runner_item_on_ok(self, result):
-        if os.environ.get("KILL_AFTER_FIRST_ITEM") and result._task.get_name().endswith(os.environ["KILL_AFTER_FIRST_ITEM"]):
+    # The first host's write (one module run writes all of a host's profiles), or the first item of a loop.
+    def v2_runner_on_ok(self, result):
+        if os.environ.get("KILL_AFTER_FIRST_RESULT") and result._task.get_name().endswith(os.environ["KILL_AFTER_FIRST_RESULT"]):
             self._kill()
+
+    v2_runner_item_on_ok = v2_runner_on_ok
 '''
 
 
@@ -171,7 +174,7 @@ def run_playbook_module(args):
 
 KILLS = {
     "seed after the mint, before the write": (SEED, {}, {"KILL_AT_TASK_START": "Write each minted key into its profile"}),
-    "seed during the writes": (SEED, {}, {"KILL_AFTER_FIRST_ITEM": "Write each minted key into its profile"}),
+    "seed during the writes": (SEED, {}, {"KILL_AFTER_FIRST_RESULT": "Write each minted key into its profile"}),
     "rotate after the mint, before the write": (ROTATE, {"max_age_days": 0}, {"KILL_AT_TASK_START": "Write each new key into its profile"}),
     "rotate between begin and finish": (
         ROTATE, {"max_age_days": 0},
