@@ -3,27 +3,21 @@
 """The credentials_profile module, run for real by the ``ansible`` CLI against files in a temp dir.
 
 The module runs under the host's bare /usr/bin/python3 (no boto3, no Ansible installed) when there
-is one, as on the fleet. Every run's whole output is searched for the secrets the test used."""
+is one, as on the fleet. Every run's whole output is searched for the secrets the test used
+(ansible_cli.py); the throwaway OS users come from conftest.py."""
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import pathlib
-import pwd
-import secrets
-import shutil
 import stat
-import subprocess
-import sys
-import tempfile
 
 import pytest
 from botocore.configloader import raw_config_parse
 
-REPO = pathlib.Path(__file__).resolve().parents[4]
-ANSIBLE = pathlib.Path(sys.executable).parent / "ansible"
-INTERPRETER = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+from ansible_cli import current_user as _me, file_state as _state, run_ansible
+
 MODULE = "canarykeys.aws.credentials_profile"
 
 KEY = "AKIAQTESTKEY00000001"
@@ -46,50 +40,9 @@ FOREIGN = (
 ) % (FOREIGN_KEY, FOREIGN_SECRET)
 
 
-@pytest.fixture(scope="module", name="collections")
-def fixture_collections(tmp_path_factory):
-    """A collections path holding this checkout, whatever `make setup` did or did not link."""
-    root = tmp_path_factory.mktemp("collections")
-    (root / "ansible_collections" / "canarykeys").mkdir(parents=True)
-    (root / "ansible_collections" / "canarykeys" / "aws").symlink_to(REPO)
-    return root
-
-
 @pytest.fixture(name="run")
-def fixture_run(collections):
-    def run(args, check=False, diff=False, become_user=None, verbosity=0, callback="json", with_output=False):
-        command = [str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local", "-m", MODULE,
-                   "-a", json.dumps(args), "-e", "ansible_python_interpreter=%s" % INTERPRETER]
-        if check:
-            command.append("--check")
-        if diff:
-            command.append("--diff")
-        if become_user:
-            command += ["--become", "--become-method", "su", "--become-user", become_user]
-        if verbosity:
-            command.append("-" + "v" * verbosity)
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_STDOUT_CALLBACK=callback,
-                   ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_PIPELINING="1", ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_LOCALHOST_WARNING="0")
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-        output = done.stdout + done.stderr
-        for secret in ALL_SECRETS:
-            assert secret not in output, "a secret leaked into the ansible output"
-        if callback != "json":
-            return output
-        result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        return (result, output) if with_output else result
-    return run
-
-
-def _state(path):
-    """Bytes and inode facts of a file, to prove a refused run touched nothing."""
-    info = os.lstat(path)
-    return path.read_bytes(), info.st_ino, info.st_mtime_ns, stat.S_IMODE(info.st_mode)
-
-
-def _me():
-    return pwd.getpwuid(os.getuid()).pw_name
+def fixture_run(ansible_collections_path):
+    return functools.partial(run_ansible, ansible_collections_path, MODULE, ALL_SECRETS)
 
 
 def _present(path, key=KEY, secret=SECRET, **extra):
@@ -260,25 +213,6 @@ def test_backup_keeps_the_old_file(run, tmp_path):
 
 
 # ------------------------------------------------------------------------------ another OS user (root only)
-
-
-@pytest.fixture(name="user")
-def fixture_user():
-    """A throwaway OS user with a home the user can reach (the pytest tmp dirs are root-only)."""
-    if os.geteuid() != 0:
-        pytest.skip("creating an OS user and writing as another user needs root")
-    if not shutil.which("useradd") or not shutil.which("su"):
-        pytest.skip("useradd and su are needed to create a throwaway user")
-    base = tempfile.mkdtemp(prefix="ck-home-")
-    os.chmod(base, 0o755)
-    name = "ckt" + secrets.token_hex(4)
-    home = os.path.join(base, name)
-    subprocess.run(["useradd", "-m", "-d", home, "-s", "/bin/sh", name], check=True, capture_output=True)
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _user_args(user, **extra):
