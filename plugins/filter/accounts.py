@@ -106,7 +106,7 @@ def account_label(item):
     return (item or {}).get("account") or (item or {}).get("account_id") or ""
 
 
-def _results(registered):
+def results_of(registered):
     """The module results in a registered variable: one result, or the results of a loop."""
     registered = registered or {}
     if "results" in registered and isinstance(registered["results"], list):
@@ -119,7 +119,7 @@ def canaries_of(estate):
     if isinstance(estate, (list, tuple)):
         return list(estate)
     canaries = []
-    for result in _results(estate):
+    for result in results_of(estate):
         canaries.extend(result.get("canaries") or [])
     return canaries
 
@@ -132,7 +132,7 @@ def estate_merge(registered):
     ``credential_report_as_of`` is the oldest.
     A single result passes through unchanged.
     """
-    results = _results(registered)
+    results = results_of(registered)
     if "results" not in (registered or {}):
         return registered
     merged = {"canaries": [], "placements": [], "orphans": [], "summary": {}, "iam_calls": {}, "accounts": []}

@@ -15,9 +15,12 @@ only): nothing they return can carry a secret access key.
 
 from __future__ import annotations
 
+import datetime
+import json
+
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label, canaries_of
+from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label, canaries_of, results_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.naming import os_user
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
 
@@ -74,6 +77,48 @@ def group_by_host(items, hosts):
     for item in canaries_of(items):
         by_tag.setdefault(_host_of(item), []).append(item)
     return {host: by_tag.get(sanitize_tag_value(host), []) for host in hosts or []}
+
+
+def _fingerprint(reads, tags):
+    """What of the bulk reads a change by another run would alter: each canary's user, mapping, keys and policies."""
+    return sorted(
+        json.dumps([c.get("account_id"), c.get("user_name"), c.get("mapping"), c.get("inline_policies"),
+                    sorted((k.get("access_key_id") or "", k.get("status") or "") for k in c.get("keys") or [])],
+                   sort_keys=True, default=str)
+        for c in canaries_of(reads)
+        if tags is None or _host_of(c) in tags
+    )
+
+
+def _newest_key(reads):
+    dates = [k.get("create_date") for c in canaries_of(reads) for k in c.get("keys") or [] if k.get("create_date")]
+    return max((datetime.datetime.fromisoformat(str(d).replace("Z", "+00:00")) for d in dates), default=None)
+
+
+def estate_unchanged(first, again, leases, hosts=None, quiet_seconds=60):
+    """Whether no other run can have changed these hosts' canaries, or their files, since the first bulk read.
+
+    ``first``: the bulk reads (canary_key_info, one per account) made before the hosts were read, each having
+    looked at the lease after its listing (``lease_held``); ``again``: the same reads made under the lease;
+    ``leases``: the registered takes of those leases.  True only when every lease was free at the first read
+    and taken without waiting or taking over a dead run's, and the second reads list the same canaries, keys
+    and mappings: a run that held a lease in between changed IAM (every host write goes with a mint, a tag
+    or a deletion), and a run that held one at the first read, or died holding one, is caught by the lease.
+    IAM is eventually consistent, so a key created less than ``quiet_seconds`` before now also says no.
+    ``hosts``: compare only these hosts' canaries (the first read may cover hosts the play has lost since).
+    """
+    tags = None if hosts is None else {sanitize_tag_value(host) for host in hosts}
+    firsts = results_of(first)
+    if not firsts or any(result.get("lease_held") is not False for result in firsts):
+        return False
+    takes = results_of(leases)
+    if not takes or any(take.get("waited") or take.get("taken_over") or not take.get("held_by_us") for take in takes):
+        return False
+    if _fingerprint(first, tags) != _fingerprint(again, tags):
+        return False
+    newest = _newest_key(first)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return newest is None or (now - newest).total_seconds() >= float(quiet_seconds)
 
 
 def located_canaries(canaries, host):
@@ -241,6 +286,7 @@ class FilterModule:
 
     def filters(self):
         return {
+            "estate_unchanged": estate_unchanged,
             "canary_owner": canary_owner,
             "host_canaries": host_canaries,
             "group_by_host": group_by_host,

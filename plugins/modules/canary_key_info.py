@@ -74,6 +74,20 @@ options:
       - Per-key and per-user IAM calls made at once, 1 to 16. Throttled calls are retried with backoff.
     type: int
     default: 4
+  lease_name:
+    description:
+      - Also look whether the estate lease of this name (M(canarykeys.aws.estate_lease)'s O(canarykeys.aws.estate_lease#module:name))
+        is held, with one C(iam:GetPolicy) call made after the listing, and return RV(lease_held).
+      - The seed role asks, so that it can tell after taking the lease whether another run may have changed the estate
+        since this read (docs/overlap.md).
+    type: str
+    version_added: 0.1.0
+  lease_iam_path:
+    description:
+      - The IAM path of the lease policy named by O(lease_name).
+    type: str
+    default: /
+    version_added: 0.1.0
 notes:
   - "IAM calls, with U users in the account, S selected canaries and K keys:
     V(credential_report) makes ceil(U / O(page_size)) + 2 calls (more while IAM generates the report), plus one
@@ -389,6 +403,13 @@ credential_report_as_of:
   returned: always
   type: str
   sample: "2025-03-14T06:00:00+00:00"
+lease_held:
+  description:
+    - Whether the estate lease O(lease_name) was held (by any run) when the listing was done; V(null) without O(lease_name).
+  returned: always
+  type: bool
+  sample: false
+  version_added: 0.1.0
 iam_calls:
   description: IAM calls the module made, by action (retries of throttled calls not counted).
   returned: always
@@ -404,6 +425,22 @@ except ImportError:
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease
+
+
+def lease_held(module, client, canaries):
+    """Whether the estate lease is held, looked at after the listing (None when not asked).
+
+    After, not before: a run that takes the lease later than this look changes IAM after the listing too, which
+    the seed's second listing under its own lease then shows.
+    """
+    name = module.params["lease_name"]
+    if not name:
+        return None
+    arns = [canary.get("user_arn") for canary in canaries if canary.get("user_arn")]
+    partition = arns[0].split(":")[1] if arns else "aws"
+    arn = f"arn:{partition}:iam::{module.account_id(arns)}:policy{module.params['lease_iam_path']}{name}"
+    return Lease(module, client, arn).read() is not None
 
 
 def main():
@@ -415,6 +452,8 @@ def main():
         key_source=dict(type="str", default=estate.CREDENTIAL_REPORT, choices=list(estate.KEY_SOURCES)),
         page_size=dict(type="int", default=estate.MAX_PAGE_SIZE),
         concurrency=dict(type="int", default=estate.DEFAULT_CONCURRENCY),
+        lease_name=dict(type="str"),
+        lease_iam_path=dict(type="str", default="/"),
     )
     module = CanaryAccountModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -435,6 +474,9 @@ def main():
         module.fail_json(msg=str(e))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg="Failed to list the canary IAM users and their access keys")
+    result["lease_held"] = lease_held(module, client, result["canaries"])
+    if result["lease_held"] is not None:
+        result["iam_calls"]["GetPolicy"] = result["iam_calls"].get("GetPolicy", 0) + 1
     # Rows of several accounts are merged by the roles: each says which account it is in.
     for rows in (result["canaries"], result["placements"], result["orphans"]):
         module.label(rows)

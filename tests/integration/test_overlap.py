@@ -18,6 +18,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -57,6 +59,12 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_task_start(self, task, is_conditional):
         if os.environ.get("KILL_AT_TASK_START") and task.get_name().endswith(os.environ["KILL_AT_TASK_START"]):
             self._kill()
+        # Hold the run at a named task until the test lets it go: another run can then change the estate meanwhile.
+        if os.environ.get("PAUSE_AT_TASK_START") and task.get_name().endswith(os.environ["PAUSE_AT_TASK_START"]):
+            pause = os.environ["PAUSE_FILE"]
+            open(pause + ".paused", "w").close()
+            while not os.path.exists(pause + ".go"):
+                time.sleep(0.2)
 
     # The first host's write (one module run writes all of a host's profiles), or the first item of a loop.
     def v2_runner_on_ok(self, result):
@@ -136,6 +144,43 @@ def test_two_seeds_at_once_take_turns_and_leave_working_canaries(clean_fleet, aw
     rc, output = run_playbook(SEED, fleet.inventory)
     assert rc == 0, output[-3000:]
     assert all(stats["changed"] == 0 for stats in recap(output).values()), recap(output)
+
+
+READ_TASK = "Read the access key id planted in each profile"
+
+
+def task_runs(output, name):
+    """The output of each run of the task called ``name`` (default callback), in order."""
+    return [part for part in output.split("TASK [")[1:] if part.split("]", 1)[0].endswith(name)]
+
+
+def test_a_seed_that_another_seed_overtakes_between_its_read_and_its_lease_reads_again_and_mints_nothing(
+        clean_fleet, aws, start_playbook, run_playbook, tmp_path):
+    """The window a run without the second read would get wrong: the other run plants after this one read the hosts."""
+    fleet = clean_fleet
+    before_real = real_profiles(fleet)
+    pause = tmp_path / "pause"
+    slow = start_playbook(SEED, fleet.inventory, env={"PAUSE_AT_TASK_START": "Take the estate lease, as some placement needs a key",
+                                                      "PAUSE_FILE": str(pause)})
+    deadline = time.monotonic() + 600
+    while not pathlib.Path(f"{pause}.paused").exists():
+        assert slow.poll() is None and time.monotonic() < deadline, "the first seed never reached its lease"
+        time.sleep(0.5)
+    rc, output = run_playbook(SEED, fleet.inventory)
+    assert rc == 0, output[-3000:]
+    marker = len(aws.calls())
+    pathlib.Path(f"{pause}.go").touch()
+    rc, slow_output = finish(slow)
+    assert rc == 0, slow_output[-3000:]
+    # It found the estate changed under its lease, read the hosts again, and found every placement planted.
+    writes = [call["action"] for call in aws.calls()[marker:] if call["service"] == "iam" and call["action"]
+              and not call["action"].startswith(("Get", "List", "Generate"))]
+    assert sorted(writes) == ["CreatePolicy", "DeletePolicy"], writes
+    assert "ok: [" in task_runs(slow_output, READ_TASK)[1], "the overtaken seed did not read the hosts again"
+    # The run that overtook it, a first seed on an estate nobody else touched, did not need to.
+    assert "ok: [" not in task_runs(output, READ_TASK)[1], "an undisturbed first seed read the hosts twice"
+    assert_converged(fleet, aws, before_real)
+    assert_no_minted_secret_in(slow_output, fleet, preexisting_secrets(fleet))
 
 
 def test_a_run_that_meets_a_live_lease_stops_in_one_line_and_changes_nothing(clean_fleet, aws, run_playbook):

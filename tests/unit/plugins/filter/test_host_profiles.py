@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from test_seed_filters import OUTCOMES, REQUESTS, SECRET  # pylint: disable=import-error
 
+from ansible_collections.canarykeys.aws.plugins.filter import estate as estate_filters
 from ansible_collections.canarykeys.aws.plugins.filter import host_profiles
 from ansible_collections.canarykeys.aws.plugins.filter import placements as placement_filters
 from ansible_collections.canarykeys.aws.plugins.filter import tables
@@ -99,3 +101,37 @@ def test_rotation_errors_of_every_host_at_once_are_each_hosts_own():
     errors = tables.rotate_errors_by_host(by_host, hostvars, finish)
     assert errors == {host: tables.rotate_errors(by_host[host], hostvars[host].get("rotate_landed"), finish) for host in hosts}
     assert any("boom" in line for line in errors["web01"])
+
+
+def _bulk(*canaries, lease_held=False):
+    return {"results": [{"canaries": list(canaries), "lease_held": lease_held}]}
+
+
+def _canary(host, key="AKIAOLD", created="2020-01-01T00:00:00+00:00"):
+    return {"account_id": "111111111111", "user_name": f"{host}-backup", "mapping": {"host": host, "profile": "backup"},
+            "keys": [{"access_key_id": key, "status": "Active", "create_date": created, "age_days": 3}]}
+
+
+TAKEN = {"results": [{"held_by_us": True, "waited": 0, "taken_over": None}]}
+
+
+def test_the_hosts_are_read_again_unless_no_other_run_can_have_changed_anything():
+    first = _bulk(_canary("web01"), _canary("web02"))
+    # Only the ages moved: nothing changed.
+    assert estate_filters.estate_unchanged(first, _bulk(_canary("web01"), _canary("web02")), TAKEN, ["web01", "web02"]) is True
+    # Another run minted for web02 in between; or the lease was held at the first read; or we waited, or took a dead run's over.
+    assert estate_filters.estate_unchanged(first, _bulk(_canary("web01"), _canary("web02", key="AKIANEW")), TAKEN) is False
+    assert estate_filters.estate_unchanged(_bulk(_canary("web01"), lease_held=True), _bulk(_canary("web01")), TAKEN) is False
+    assert estate_filters.estate_unchanged(_bulk(_canary("web01"), lease_held=None), _bulk(_canary("web01")), TAKEN) is False
+    waited = {"results": [{"held_by_us": True, "waited": 5, "taken_over": None}]}
+    taken_over = {"results": [{"held_by_us": True, "waited": 0, "taken_over": {"run_id": "dead"}}]}
+    for lease in (waited, taken_over, {"skipped": True}, {}):
+        assert estate_filters.estate_unchanged(first, first, lease) is False
+    # A canary retired in between, unless its host left the play (unreachable at the read).
+    assert estate_filters.estate_unchanged(first, _bulk(_canary("web01")), TAKEN) is False
+    assert estate_filters.estate_unchanged(first, _bulk(_canary("web01")), TAKEN, ["web01"]) is True
+    # IAM is eventually consistent: a key made in the last minute may be another run's that a lease look missed.
+    fresh = _bulk(_canary("web01", created=datetime.datetime.now(datetime.timezone.utc).isoformat()))
+    assert estate_filters.estate_unchanged(fresh, fresh, TAKEN) is False
+    assert estate_filters.estate_unchanged(fresh, fresh, TAKEN, quiet_seconds=0) is True
+    assert estate_filters.estate_unchanged(_bulk(), _bulk(), TAKEN) is True

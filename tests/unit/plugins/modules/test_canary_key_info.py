@@ -194,3 +194,24 @@ def test_the_controller_policy_allows_every_call_the_module_makes(aws, capsys, s
     assert called >= {"iam:GetAccountAuthorizationDetails", "iam:GenerateCredentialReport", "iam:GetCredentialReport",
                       "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed"}
     assert called <= allowed, called - allowed
+
+
+def test_lease_held_is_looked_at_only_when_asked_with_one_get_policy(aws, capsys, secrets, estate):  # pylint: disable=unused-argument
+    before = len(aws.calls())
+    assert run_module(capsys, secrets)["lease_held"] is None
+    assert "GetPolicy" not in iam_calls(aws, before)
+
+    before = len(aws.calls())
+    free = run_module(capsys, secrets, lease_name="estate-change-lock")
+    assert free["lease_held"] is False
+    assert iam_calls(aws, before)["GetPolicy"] == free["iam_calls"]["GetPolicy"] == 1
+
+    iam = aws.client("iam")
+    iam.create_policy(PolicyName="team-lock", Path="/canary/", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}))
+    assert run_module(capsys, secrets, lease_name="team-lock", lease_iam_path="/canary/")["lease_held"] is True
+    # Another name, or the same name at another path, is another lease.
+    assert run_module(capsys, secrets, lease_name="team-lock")["lease_held"] is False
+    before = len(aws.calls())
+    assert run_module(capsys, secrets, lease_name="team-lock", lease_iam_path="/canary/", check_mode=True)["lease_held"] is True
+    assert [c["action"] for c in aws.calls()[before:] if not is_read_only(c["action"])] == []
