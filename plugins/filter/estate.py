@@ -79,6 +79,22 @@ def group_by_host(items, hosts):
     return {host: by_tag.get(sanitize_tag_value(host), []) for host in hosts or []}
 
 
+# What the AWS SDKs and IAM say when the controller's credentials are missing, unknown or expired.
+_CREDENTIAL_ERRORS = ("Unable to locate credentials", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
+                      "security token included in the request", "could not be found", "NoCredentialsError", "InvalidAccessKeyId")
+
+
+def estate_read_problem(registered):
+    """One line for a failed bulk read (canary_key_info, one result or a loop over accounts): the first AWS call of a run."""
+    failed = [result for result in results_of(registered) if result.get("failed")] or [registered or {}]
+    why = "; ".join(str(result.get("msg") or "unknown error").strip() for result in failed)
+    if any(marker in why for marker in _CREDENTIAL_ERRORS):
+        return (f"The controller has no usable AWS credentials ({why}). Set canary_aws.profile, or the standard AWS_PROFILE / "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment, and AWS_ENDPOINT_URL (or canary_aws.endpoint_url) "
+                "for a local AWS.")
+    return f"The controller could not read the canary estate ({why}); nothing was changed."
+
+
 def _fingerprint(reads, tags):
     """What of the bulk reads a change by another run would alter: each canary's user, mapping, keys and policies."""
     return sorted(
@@ -287,6 +303,7 @@ class FilterModule:
     def filters(self):
         return {
             "estate_unchanged": estate_unchanged,
+            "estate_read_problem": estate_read_problem,
             "canary_owner": canary_owner,
             "host_canaries": host_canaries,
             "group_by_host": group_by_host,

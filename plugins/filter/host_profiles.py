@@ -53,6 +53,18 @@ def profile_reads(result, placements, key):
     return [dict(outcome, **{key: placement}) for placement, outcome in zip(placements, _outcomes(result, len(placements)))]
 
 
+def usable_reads(reads, refused_path="", refused_profile="", key="seed_placement"):
+    """The reads a decision may rest on: read without failure, and not the controller's own profile.
+
+    ``key``: where each read carries its placement (profile_reads' ``key``).
+    """
+    return [
+        read for read in reads or []
+        if not read.get("failed")
+        and not (refused_path and read.get("path") == refused_path and (read.get(key) or {}).get("profile") == refused_profile)
+    ]
+
+
 def read_problems(result, placements, become_used=False, login_user="", host="", refused_path="", refused_profile=""):
     """One line per reason the read of a host's profiles failed or must stop the seed: the run itself (become first),
     a profile, or a profile that is the controller's own (``refused_path``, ``refused_profile``: the controller's
@@ -132,6 +144,7 @@ class FilterModule:
             "query_profiles": query_profiles,
             "profile_reads": profile_reads,
             "read_problems": read_problems,
+            "usable_reads": usable_reads,
             "plant_profiles": plant_profiles,
             "unplanted": unplanted,
             "unplanted_by_host": unplanted_by_host,

@@ -269,13 +269,15 @@ def test_faults_fail_their_placement_clearly_and_lose_nothing(clean_fleet, aws, 
     keys = {name: iam.list_access_keys(UserName=name)["AccessKeyMetadata"] for name in users}
     placed = {(t["canarykeys:host"], t["canarykeys:path"], t["canarykeys:profile"]) for name, t in users.items() if keys[name]}
     # Nothing minted for the unreachable host, the refused profile or the malformed file; the key
-    # whose write failed is gone. A read failure stops its host (web01) before anything is minted;
-    # a refusal by the controller (web02) still seeds the host's other placement.
+    # whose write failed is gone. A placement that cannot be read (web01's root file) and one the
+    # controller refuses (web02's real profile) fail their host at the end, after its other placement
+    # is seeded.
     assert not any(host == "laptop-bob" for host, _path, _profile in placed)
     assert ("laptop-alice", "/home/alice/.aws/credentials", "deploy") not in placed
     assert ("web02", "/home/deploy/.aws/credentials", "prod") not in placed
     assert ("web01", "/root/.aws/credentials", "backup") not in placed
     assert stats["web01"]["failed"] == 1
+    assert ("web01", "/home/deploy/.aws/credentials", "prod") in placed
     assert ("web02", "/root/.aws/credentials", "backup") in placed
     web02_root = [n for n, t in users.items() if t["canarykeys:host"] == "web02" and t["canarykeys:profile"] == "backup"]
     assert keys[web02_root[0]][0]["AccessKeyId"] in fleet.read_file("web02", "root"), "a minted key was left unplanted"
@@ -288,7 +290,8 @@ def test_missing_controller_credentials_is_one_clear_message(clean_fleet, aws, r
     assert rc != 0
     # One failure for the play (Ansible shows it as an error line and the task result), not one per host.
     assert output.count("msg: 'The controller has no usable AWS credentials") == 1, output
-    assert output.count("fatal: [") == 2  # the ignored probe and the one failure
+    # The bulk read, the run's first AWS call, fails once (a loop item, ignored); then the one failure.
+    assert output.count("fatal: [") == 1 and output.count("failed: [") == 1, output
     assert "Traceback" not in output
     assert clean_fleet.read_file("web01", "deploy") is None
 

@@ -135,3 +135,21 @@ def test_the_hosts_are_read_again_unless_no_other_run_can_have_changed_anything(
     assert estate_filters.estate_unchanged(fresh, fresh, TAKEN) is False
     assert estate_filters.estate_unchanged(fresh, fresh, TAKEN, quiet_seconds=0) is True
     assert estate_filters.estate_unchanged(_bulk(), _bulk(), TAKEN) is True
+
+
+def test_usable_reads_leave_out_failed_reads_and_the_controllers_own_profile():
+    result = _query_result({"failed": False, "path": "/home/deploy/.aws/credentials", "access_key_id": "AKIA1"},
+                           {"failed": True, "path": "/root/.aws/credentials", "msg": "duplicate section"})
+    reads = host_profiles.profile_reads(result, PLACEMENTS, "seed_placement")
+    assert [r["path"] for r in host_profiles.usable_reads(reads)] == ["/home/deploy/.aws/credentials"]
+    assert host_profiles.usable_reads(reads, "/home/deploy/.aws/credentials", "prod") == []
+    assert len(host_profiles.usable_reads(reads, "/home/deploy/.aws/credentials", "other")) == 1
+
+
+def test_a_failed_bulk_read_is_one_line_that_says_what_to_set_when_credentials_are_missing():
+    loop = {"failed": True, "results": [{"failed": True, "msg": "Failed to list the canary IAM users: Unable to locate credentials"}]}
+    assert estate_filters.estate_read_problem(loop).startswith(
+        "The controller has no usable AWS credentials (Failed to list the canary IAM users: Unable to locate credentials). Set canary_aws.profile")
+    denied = {"failed": True, "msg": "AccessDenied: iam:GetAccountAuthorizationDetails"}
+    assert estate_filters.estate_read_problem(denied) == (
+        "The controller could not read the canary estate (AccessDenied: iam:GetAccountAuthorizationDetails); nothing was changed.")
