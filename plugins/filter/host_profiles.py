@@ -15,7 +15,7 @@ Each filter is documented in the adjacent YAML file of its name (plugins/filter/
 from __future__ import annotations
 
 from ansible_collections.canarykeys.aws.plugins.filter.estate import canary_owner
-from ansible_collections.canarykeys.aws.plugins.filter.placements import seed_plants
+from ansible_collections.canarykeys.aws.plugins.filter.placements import rotate_landed, rotate_plants, seed_plants
 
 
 def _outcomes(result, count):
@@ -138,6 +138,25 @@ def unplanted_by_host(hosts, hostvars, plants_by_host, write_var="seed_write"):
     return failed
 
 
+def rotate_landed_by_host(hosts, hostvars, outcomes_by_host, write_var="rotate_write", confirm_var="rotate_confirm"):
+    """``rotate_landed`` of every host that got a second key (run once for the play, after every host's write).
+
+    Each host's write (``write_var``) and confirming read of the profiles whose write did not land
+    (``confirm_var``) are read from ``hostvars``; a host lost during the write keeps its facts.
+    """
+    landed = []
+    for host in hosts or []:
+        plants = rotate_plants((outcomes_by_host or {}).get(host))
+        if not plants:
+            continue
+        facts = hostvars[host] if host in hostvars else {}
+        written = facts.get(write_var) or {"unreachable": True}
+        lost = unplanted(written, plants)
+        landed.extend(rotate_landed(profile_reads(written, plants, "rotate_plant"),
+                                    profile_reads(facts.get(confirm_var) or {"skipped": True}, lost, "rotate_plant")))
+    return landed
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -148,4 +167,5 @@ class FilterModule:
             "plant_profiles": plant_profiles,
             "unplanted": unplanted,
             "unplanted_by_host": unplanted_by_host,
+            "rotate_landed_by_host": rotate_landed_by_host,
         }

@@ -105,27 +105,23 @@ def rotate_rows(outcomes, finish=None, check_mode=False):
 
 def rotate_errors(outcomes, landed=None, finish=None, check_mode=False):
     """Why each placement of this host that should have rotated did not, one message each (no secret)."""
-    return _rotate_errors(outcomes, landed, finish_outcomes(finish), check_mode)
+    return _rotate_errors(outcomes, landed_index(landed), finish_outcomes(finish), check_mode)
 
 
-def rotate_errors_by_host(outcomes_by_host, hostvars, finish=None, check_mode=False, landed_var="rotate_landed"):
+def rotate_errors_by_host(outcomes_by_host, landed=None, finish=None, check_mode=False):
     """``{host: its rotate_errors}`` for every host of ``rotate_outcomes_by_host`` (run once for the play).
 
-    The finish batch's outcomes are indexed once: ``rotate_errors`` in every host's task would index them
-    once per host, a cost that grows with hosts times placements.  Each host's landed entries are its
-    ``landed_var`` in ``hostvars`` (a host lost during the write keeps its facts).
+    The finish batch's outcomes and the landed entries (``rotate_landed_by_host``, every host's) are indexed
+    once: ``rotate_errors`` in every host's task would index them once per host, a cost that grows with hosts
+    times placements.
     """
     finished = finish_outcomes(finish)
-    errors = {}
-    for host, outcomes in (outcomes_by_host or {}).items():
-        landed = hostvars[host].get(landed_var) if host in hostvars else None
-        errors[host] = _rotate_errors(outcomes, landed, finished, check_mode)
-    return errors
-
-
-def _rotate_errors(outcomes, landed, finished, check_mode):
-    finish_by_place, missing = finished
     landed_by = landed_index(landed)
+    return {host: _rotate_errors(outcomes, landed_by, finished, check_mode) for host, outcomes in (outcomes_by_host or {}).items()}
+
+
+def _rotate_errors(outcomes, landed_by, finished, check_mode):
+    finish_by_place, missing = finished
     errors = []
     for outcome in outcomes or []:
         where = _label(outcome) + ": "

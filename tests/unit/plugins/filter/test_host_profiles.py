@@ -97,10 +97,21 @@ def test_rotation_errors_of_every_host_at_once_are_each_hosts_own():
     hosts = ["web01", "web02"]
     by_host = placement_filters.rotate_outcomes_by_host(OUTCOMES, REQUESTS, hosts)
     finish = {"failed": True, "msg": "throttled"}
-    hostvars = {"web01": {"rotate_landed": []}, "web02": {}}
-    errors = tables.rotate_errors_by_host(by_host, hostvars, finish)
-    assert errors == {host: tables.rotate_errors(by_host[host], hostvars[host].get("rotate_landed"), finish) for host in hosts}
+    errors = tables.rotate_errors_by_host(by_host, [], finish)
+    assert errors == {host: tables.rotate_errors(by_host[host], [], finish) for host in hosts}
     assert any("boom" in line for line in errors["web01"])
+
+
+def test_what_each_host_holds_after_the_write_is_recorded_once_for_the_play():
+    begun = [dict(o, rotation="started", rotated_key_id="AKIAOLD") for o in OUTCOMES]
+    by_host = placement_filters.rotate_outcomes_by_host(begun, REQUESTS, ["web01", "web02", "web03"])
+    # web01 wrote its key; web02 was lost during the write and its confirming read; web03 got nothing.
+    hostvars = {"web01": {"rotate_write": {"outcomes": [{"failed": False, "planted_access_key_id": "AKIAEXAMPLE000000001"}]}},
+                "web02": {"rotate_write": {"unreachable": True}, "rotate_confirm": {"unreachable": True}}, "web03": {}}
+    landed = host_profiles.rotate_landed_by_host(["web01", "web02", "web03"], hostvars, by_host)
+    assert [(entry["host"], entry["held"]) for entry in landed] == [("web01", "AKIAEXAMPLE000000001"), ("web02", "")]
+    assert "host unreachable" in landed[1]["why"]
+    assert SECRET not in json.dumps(landed)
 
 
 def _bulk(*canaries, lease_held=False):
