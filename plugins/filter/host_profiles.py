@@ -25,7 +25,8 @@ def _outcomes(result, count):
         return []
     if result.get("failed") or result.get("unreachable") or "outcomes" not in result:
         why = result.get("msg") or "host unreachable"
-        return [{"failed": True, "unreachable": bool(result.get("unreachable")), "msg": why} for _ in range(count)]
+        lost = {"failed": True, "unreachable": bool(result.get("unreachable")), "msg": why}
+        return [dict(lost) for _index in range(count)]
     return result["outcomes"]
 
 
@@ -44,7 +45,6 @@ def query_profiles(placements, become=False, login_user=""):
         {"owner": _owner(p, become, login_user), "profile": p.get("profile"), "state": "query", **({"path": p["path"]} if p.get("path") else {})}
         for p in placements or []
     ]
-
 
 
 def profile_reads(result, placements, key):

@@ -72,8 +72,8 @@ def test_query_and_write_profiles_of_two_owners_in_one_run(run, make_user):
     assert other["path"] == os.path.join(backup.pw_dir, ".aws", "credentials")
     assert queried["summary"] == {"profiles": 3, "changed": 0, "failed": 0}
 
-    planted = run({"profiles": [_entry(None, owner=deploy.pw_name), _entry(None, "backup", OTHER_KEY, OTHER_SECRET,
-                                                                              owner=backup.pw_name)]})
+    planted = run({"profiles": [_entry(None, owner=deploy.pw_name),
+                                _entry(None, "backup", OTHER_KEY, OTHER_SECRET, owner=backup.pw_name)]})
     assert planted["changed"] and planted["summary"] == {"profiles": 2, "changed": 2, "failed": 0}
     assert [o["planted_access_key_id"] for o in planted["outcomes"]] == [KEY, OTHER_KEY]
     # The existing file keeps its owner and mode; the new one is its owner's, private.
