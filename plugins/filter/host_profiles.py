@@ -73,7 +73,7 @@ def read_problems(result, placements, become_used=False, login_user="", host="",
     if result.get("failed") and "outcomes" not in result:
         why = (result.get("msg") or "unknown error").strip()
         if become_used:
-            owners = sorted({p.get("user") or p.get("owner") for p in placements or []} - {login_user})
+            owners = sorted({entry.get("owner") for entry in placements or []} - {login_user})
             return [
                 f"The placements of {', '.join(owners)} on {host} need become (sudo to root) as {login_user or 'the login user'}, "
                 f"which failed ({why}): give that user passwordless sudo, or set ansible_become_password (or run "

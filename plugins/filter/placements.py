@@ -18,7 +18,7 @@ import string
 
 from ansible_collections.canarykeys.aws.plugins.filter.accounts import account_label, canaries_of
 from ansible_collections.canarykeys.aws.plugins.filter.estate import canary_owner, host_canaries, located_canaries
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, outcomes_for_host, placement_of
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.batch import landed_index, placement_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import DENY_ALL_POLICY_NAME
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.listed import listing_of
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import placement_id, sanitize_tag_value
@@ -161,7 +161,7 @@ def seed_outcomes(outcomes, requests, host):
     ``outcomes`` is canary_key_batch's RV(outcomes) for the requests of every host; the index is how a
     later task reaches the one secret it needs, without the secret travelling in a loop item.
     """
-    return [_seed_outcome(index, request, outcome) for index, request, outcome in outcomes_for_host(outcomes, requests, host)]
+    return seed_outcomes_by_host(outcomes, requests, [host])[host]
 
 
 def _seed_outcome(index, request, outcome):
@@ -285,7 +285,7 @@ def rotate_outcomes(outcomes, requests, host):
 
     ``outcomes`` is RV(outcomes) of the begin batch over the requests of every host of the batch.
     """
-    return [_rotate_outcome(index, request, outcome) for index, request, outcome in outcomes_for_host(outcomes, requests, host)]
+    return rotate_outcomes_by_host(outcomes, requests, [host])[host]
 
 
 def rotate_outcomes_by_host(outcomes, requests, hosts):

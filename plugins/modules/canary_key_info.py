@@ -425,7 +425,7 @@ except ImportError:
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease, lease_arn
 
 
 def lease_held(module, client, canaries):
@@ -439,7 +439,7 @@ def lease_held(module, client, canaries):
         return None
     arns = [canary.get("user_arn") for canary in canaries if canary.get("user_arn")]
     partition = arns[0].split(":")[1] if arns else "aws"
-    arn = f"arn:{partition}:iam::{module.account_id(arns)}:policy{module.params['lease_iam_path']}{name}"
+    arn = lease_arn(partition, module.account_id(arns), name, module.params["lease_iam_path"])
     return Lease(module, client, arn).read() is not None
 
 

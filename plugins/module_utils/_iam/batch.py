@@ -78,16 +78,6 @@ def placement_of(item) -> tuple:
     return (item.get("host"), item.get("path"), item.get("profile"))
 
 
-def outcomes_for_host(outcomes, requests, host) -> list:
-    """``(index, request, outcome)`` for each of ``host``'s requests that has an outcome in the batch."""
-    index_of = {placement_of(outcome): index for index, outcome in enumerate(outcomes or [])}
-    return [
-        (index_of[placement_of(request)], request, outcomes[index_of[placement_of(request)]])
-        for request in requests or []
-        if request.get("host") == host and placement_of(request) in index_of
-    ]
-
-
 def landed_index(landed):
     """The rotate filter's landed entries by placement and new key: facts left by an earlier run never match a new key."""
     return {placement_of(item) + (item.get("access_key_id"),): item for item in landed or [] if item}

@@ -67,7 +67,12 @@ class Lease:
             self._fail(e, "release")
 
 
+def lease_arn(partition, account_id, name, iam_path) -> str:
+    """The lease policy's ARN."""
+    return f"arn:{partition}:iam::{account_id}:policy{iam_path}{name}"
+
+
 def policy_arn(module, name, iam_path) -> str:
     """The lease policy's ARN in the account of ``module``'s credentials (its canary account's, with one)."""
     account_id, partition = get_aws_account_info(module)
-    return f"arn:{partition}:iam::{account_id}:policy{iam_path}{name}"
+    return lease_arn(partition, account_id, name, iam_path)

@@ -43,7 +43,8 @@ def test_profile_reads_pair_each_outcome_with_its_placement_as_a_loop_would():
 
 
 def test_read_problems_say_what_to_set_for_become_then_each_profile_then_the_controllers_own():
-    sudo = host_profiles.read_problems({"failed": True, "msg": "Missing sudo password"}, PLACEMENTS, True, "deploy", "web01")
+    sudo = host_profiles.read_problems({"failed": True, "msg": "Missing sudo password"}, host_profiles.query_profiles(PLACEMENTS), True,
+                                       "deploy", "web01")
     assert sudo == ["The placements of root on web01 need become (sudo to root) as deploy, which failed (Missing sudo password): "
                     "give that user passwordless sudo, or set ansible_become_password (or run ansible-playbook with -K)."]
     assert host_profiles.read_problems({"failed": True, "msg": "boom"}, PLACEMENTS, False) == ["boom"]
