@@ -417,14 +417,10 @@ iam_calls:
   sample: {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 120}
 """
 
-try:
-    import botocore
-except ImportError:
-    pass  # AnsibleAWSModule reports the missing dependency
-
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.estate_read import read_estate
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease, lease_arn
 
 
@@ -458,28 +454,20 @@ def main():
     module = CanaryAccountModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     client = iam_client(module)
-    try:
-        result = estate.list_estate(
-            client,
-            hosts=params["host"],
-            status=params["status"],
-            iam_path=params["iam_path"],
-            last_used=params["last_used"],
-            key_source=params["key_source"],
-            page_size=params["page_size"],
-            concurrency=params["concurrency"],
-            aws_retry=True,
-        )
-    except estate.EstateError as e:
-        module.fail_json(msg=str(e))
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        module.fail_json_aws(e, msg="Failed to list the canary IAM users and their access keys")
+    result = read_estate(
+        module,
+        client,
+        hosts=params["host"],
+        status=params["status"],
+        iam_path=params["iam_path"],
+        last_used=params["last_used"],
+        key_source=params["key_source"],
+        page_size=params["page_size"],
+        concurrency=params["concurrency"],
+    )
     result["lease_held"] = lease_held(module, client, result["canaries"])
     if result["lease_held"] is not None:
         result["iam_calls"]["GetPolicy"] = result["iam_calls"].get("GetPolicy", 0) + 1
-    # Rows of several accounts are merged by the roles: each says which account it is in.
-    for rows in (result["canaries"], result["placements"], result["orphans"]):
-        module.label(rows)
     module.exit_json(changed=False, **result)
 
 

@@ -66,6 +66,25 @@ options:
       - Name of the play, recorded with the holder so that a message can name it.
     type: str
     default: ""
+  list_hosts:
+    description:
+      - With O(state=present), once the lease is held, list the canaries of these inventory hosts as
+        M(canarykeys.aws.canary_key_info) does with its O(canarykeys.aws.canary_key_info#module:host), and return
+        RV(canaries), RV(placements), RV(orphans) and RV(summary) as it does.
+      - The listing a run's decisions rest on is made under the lease, and a role that takes the lease and
+        lists pays one module run for both (each is a Python process with boto3 on the controller).
+      - Nothing is listed when left out or empty (it never lists every host's canaries).
+    type: list
+    elements: str
+    version_added: 0.1.0
+  key_source:
+    description:
+      - Where the listing's access keys come from, as M(canarykeys.aws.canary_key_info)'s
+        O(canarykeys.aws.canary_key_info#module:key_source). Only with O(list_hosts).
+    type: str
+    choices: [credential_report, list_access_keys]
+    default: list_access_keys
+    version_added: 0.1.0
   holder_pid:
     description:
       - Process id of the C(ansible-playbook) run on the controller. Set by the action plugin; leave it out.
@@ -92,7 +111,7 @@ attributes:
     platforms: aws
 notes:
   - Needs C(iam:CreatePolicy), C(iam:GetPolicy), C(iam:TagPolicy) and C(iam:DeletePolicy) on the lease
-    policy's ARN, and C(sts:GetCallerIdentity).
+    policy's ARN, and C(sts:GetCallerIdentity). O(list_hosts) needs what M(canarykeys.aws.canary_key_info) needs.
   - Run it on the controller (C(delegate_to=localhost)), since the process check reads the controller's C(/proc).
 """
 
@@ -103,6 +122,15 @@ EXAMPLES = r"""
     play: "{{ ansible_play_name }}"
   delegate_to: localhost
   run_once: true
+
+- name: Take it and list the canaries of the play's hosts under it, in one module run
+  canarykeys.aws.estate_lease:
+    wait: 600
+    play: "{{ ansible_play_name }}"
+    list_hosts: "{{ ansible_play_hosts }}"
+  delegate_to: localhost
+  run_once: true
+  register: lease_and_estate
 
 - name: Release it
   canarykeys.aws.estate_lease:
@@ -157,6 +185,48 @@ policy_arn:
   returned: always
   type: str
   sample: arn:aws:iam::123456789012:policy/estate-change-lock
+canaries:
+  description: The canaries of O(list_hosts), listed under the lease, as RV(canarykeys.aws.canary_key_info#module:canaries).
+  returned: when O(list_hosts) is given and not empty
+  type: list
+  elements: dict
+  version_added: 0.1.0
+placements:
+  description: One flat row per canary, as RV(canarykeys.aws.canary_key_info#module:placements).
+  returned: when O(list_hosts) is given and not empty
+  type: list
+  elements: dict
+  version_added: 0.1.0
+orphans:
+  description: Keys that are not their user's newest and users with no key, as RV(canarykeys.aws.canary_key_info#module:orphans).
+  returned: when O(list_hosts) is given and not empty
+  type: list
+  elements: dict
+  version_added: 0.1.0
+summary:
+  description: Counts over the listing, as RV(canarykeys.aws.canary_key_info#module:summary).
+  returned: when O(list_hosts) is given and not empty
+  type: dict
+  sample: {"canaries": 120, "access_keys": 121, "orphans": 1, "hosts": 60, "dead": 0}
+  version_added: 0.1.0
+key_source:
+  description: Where the listing's keys came from, as O(key_source).
+  returned: when O(list_hosts) is given and not empty
+  type: str
+  sample: list_access_keys
+  version_added: 0.1.0
+credential_report_as_of:
+  description: How new the credential report is (ISO 8601, UTC), null when it was not read.
+  returned: when O(list_hosts) is given and not empty
+  type: str
+  sample: null
+  version_added: 0.1.0
+iam_calls:
+  description: IAM calls the listing made, by action (the lease's own calls not counted).
+  returned: when O(list_hosts) is given and not empty
+  type: dict
+  sample: {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 120}
+  version_added: 0.1.0
 """
 
 import datetime
@@ -166,6 +236,8 @@ import time
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import CanaryAccountModule, arn_account_id
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.estate import KEY_SOURCES, LIST_ACCESS_KEYS
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.estate_read import read_estate
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease, policy_arn
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import key_timestamp, sanitize_tag_value
 
@@ -261,6 +333,8 @@ def main():
             wait=dict(type="int", default=0),
             force=dict(type="bool", default=False),
             play=dict(type="str", default=""),
+            list_hosts=dict(type="list", elements="str"),
+            key_source=dict(type="str", default=LIST_ACCESS_KEYS, choices=list(KEY_SOURCES)),
             holder_pid=dict(type="int"),
             holder_pid_start=dict(type="str", default=""),
         ),
@@ -279,6 +353,8 @@ def main():
     lease = Lease(module, client, policy_arn(module, params["name"], iam_path))
     ours = our_holder(params)
     result = acquire(module, lease, ours) if params["state"] == "present" else release(module, lease, ours)
+    if params["state"] == "present" and params["list_hosts"]:
+        result.update(read_estate(module, client, hosts=params["list_hosts"], key_source=params["key_source"]))
     module.exit_json(policy_arn=lease.arn, account=module.account["name"], account_id=arn_account_id(lease.arn), **result)
 
 

@@ -160,7 +160,7 @@ def test_a_seed_that_another_seed_overtakes_between_its_read_and_its_lease_reads
     fleet = clean_fleet
     before_real = real_profiles(fleet)
     pause = tmp_path / "pause"
-    slow = start_playbook(SEED, fleet.inventory, env={"PAUSE_AT_TASK_START": "Take the estate lease, as some placement needs a key",
+    slow = start_playbook(SEED, fleet.inventory, env={"PAUSE_AT_TASK_START": "seed : Take the estate lease",
                                                       "PAUSE_FILE": str(pause)})
     deadline = time.monotonic() + 600
     while not pathlib.Path(f"{pause}.paused").exists():

@@ -148,3 +148,37 @@ def test_check_mode_takes_nothing(play, local_aws):
     assert rc == 0, output
     assert result["changed"] and local_aws.count(service="iam", writes_only=True) == writes
     assert not _lease_tags(local_aws)
+
+
+LIST_UNDER_LEASE = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - canarykeys.aws.canary_key: {host: "{{ item.0 }}", path: /root/.aws/credentials, profile_name: "{{ item.1 }}"}
+      loop: [[web01, backup], [web01, deploy], [db01, backup]]
+      no_log: true
+    - canarykeys.aws.canary_key_info: {host: [web01], key_source: list_access_keys}
+      register: info
+    - canarykeys.aws.estate_lease: {list_hosts: [web01], play: listing}
+      register: lease
+    - ansible.builtin.copy: {content: "{{ {'info': info, 'lease': lease} | to_json }}", dest: "{{ result_file }}", mode: "0600"}
+"""
+
+
+def test_a_take_lists_the_canaries_of_its_hosts_under_the_lease_as_canary_key_info_does(play, local_aws):
+    rc, output, result = play.run(LIST_UNDER_LEASE)
+    assert rc == 0, output
+    info, lease = result["info"], result["lease"]
+    assert lease["held_by_us"] and _lease_tags(local_aws)["lease:run"] == lease["lease"]["run_id"]
+    # The same rows as canary_key_info's (web01's two canaries, with their accounts), not db01's.
+    assert [c["mapping"]["profile"] for c in lease["canaries"]] == ["backup", "deploy"]
+    for key in ("canaries", "placements", "orphans", "summary", "key_source"):
+        assert lease[key] == info[key], key
+    assert lease["canaries"][0]["account_id"] == "123456789012"
+    assert lease["iam_calls"] == {"GetAccountAuthorizationDetails": 1, "ListAccessKeys": 2}
+
+
+def test_a_take_without_hosts_lists_nothing(play, local_aws):
+    rc, output, result = play.run(TAKE, wait=0)
+    assert rc == 0, output
+    assert result["held_by_us"] and "canaries" not in result and "iam_calls" not in result
