@@ -46,6 +46,35 @@ def seed_rows_by_host(outcomes_by_host, hosts):
     return [row for host in hosts or [] for row in seed_rows((outcomes_by_host or {}).get(host), host)]
 
 
+UNPLANTED_DELETED = "The keys minted for the placements that could not be planted were deleted; nothing else changed."
+
+
+def seed_errors_by_host(outcomes_by_host, hosts, hostvars, unplanted_all=None, batch=None, problems_var="seed_read_problems"):
+    """``{host: [message, ...]}`` for each of ``hosts`` a placement of which failed (run once for the play, after planting).
+
+    Every way a seed's placement fails, in one list per host: the batch run itself (every host), a profile that
+    could not be read (the host's ``problems_var`` fact), an IAM identity that could not be ensured (the failed
+    outcomes) and a key that could not be planted (``unplanted_all``, every host's, each with its ``host``).
+    Computed once: the same templating in every host's task was most of a skipped task's time.
+    """
+    batch = batch or {}
+    batch_failed = [batch.get("msg") or "canary_key_batch failed"] if batch.get("failed") else []
+    unplanted_by = {}
+    for entry in unplanted_all or []:
+        unplanted_by.setdefault(entry.get("host"), []).append(entry.get("msg") or "")
+    errors = {}
+    for host in hosts or []:
+        facts = hostvars[host] if host in hostvars else {}
+        lines = (batch_failed + list(facts.get(problems_var) or [])
+                 + [outcome.get("msg") or "failed" for outcome in (outcomes_by_host or {}).get(host) or [] if outcome.get("failed")]
+                 + unplanted_by.get(host, []))
+        if host in unplanted_by:
+            lines.append(UNPLANTED_DELETED)
+        if lines:
+            errors[host] = lines
+    return errors
+
+
 def _label(item):
     return f"{item.get('path')} [{item.get('profile')}]"
 
@@ -161,6 +190,7 @@ class FilterModule:
         return {
             "seed_rows": seed_rows,
             "seed_rows_by_host": seed_rows_by_host,
+            "seed_errors_by_host": seed_errors_by_host,
             "rotate_rows": rotate_rows,
             "rotate_errors": rotate_errors,
             "rotate_errors_by_host": rotate_errors_by_host,

@@ -205,3 +205,24 @@ def test_a_listed_canary_s_user_name_travels_so_that_an_old_name_is_kept():
     [request] = placement_filters.seed_requests([_read_placement(path, "prod", None)], [_listed_canary("web01", path, "prod", "AKIAX", [])],
                                                 "web01", "r", "play")
     assert request["user_name"] == "web01-prod" and placement_filters.batch_placements([request])[0]["user_name"] == "web01-prod"
+
+
+def test_seed_errors_by_host_names_every_failure_of_a_host_and_only_the_hosts_that_fail():
+    outcomes_by_host = {
+        "web01": [_outcome("web01", "/root/.aws/credentials", "backup", True),
+                  _outcome("web01", "/home/deploy/.aws/credentials", "prod", False, failed=True)],
+        "web02": [_outcome("web02", "/root/.aws/credentials", "backup", True)],
+        "web03": [_outcome("web03", "/root/.aws/credentials", "backup", True)],
+        "lap01": [],
+    }
+    hostvars = {"web01": {"seed_read_problems": ["web01:/etc/x [a]: malformed"]}, "web02": {}, "web03": {}, "lap01": {}}
+    unplanted = [{"host": "web03", "path": "/root/.aws/credentials", "profile": "backup", "msg": "web03: file refused"}]
+    errors = tables.seed_errors_by_host(outcomes_by_host, ["web01", "web02", "web03", "lap01"], hostvars, unplanted, {"changed": True})
+    assert errors == {
+        "web01": ["web01:/etc/x [a]: malformed", "boom"],
+        "web03": ["web03: file refused", tables.UNPLANTED_DELETED],
+    }
+    assert SECRET not in json.dumps(errors)
+    # A failed batch run fails every host, the ones that asked for nothing too, with its own message first.
+    failed = tables.seed_errors_by_host(outcomes_by_host, ["web02", "lap01"], hostvars, [], {"failed": True, "msg": "quota"})
+    assert failed == {"web02": ["quota"], "lap01": ["quota"]}
