@@ -117,3 +117,29 @@ def test_an_estate_over_two_accounts_is_seeded_used_rotated_retired_and_reported
         if place[0] != "web01":
             path = credentials_path(place[1])
             assert any(row["host"] == place[0] and row["file"] == path for row in rows), place
+
+
+def test_a_seed_that_cannot_take_the_second_account_s_lease_releases_the_first_and_mints_nothing(clean_fleet, aws, run_playbook,
+                                                                                                  tmp_path):
+    """The leases are taken in canary_accounts order; the record of those held survives the failed take."""
+    fleet = clean_fleet
+    inventory = two_account_inventory(fleet, tmp_path)
+    eu, us = account_iam(aws, "canaries-eu"), account_iam(aws, "canaries-us")
+    holder = {"lease:run": "othercontrol", "lease:controller": "ops-bastion-2", "lease:pid": "4242", "lease:pid-start": "boot:1",
+              "lease:started-at": "2026-01-01T00:00:00Z", "lease:expires-at": "2099-01-01T00:00:00Z", "lease:play": "Rotate"}
+    us.create_policy(PolicyName="estate-change-lock", Path="/",
+                     PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}',
+                     Tags=[{"Key": key, "Value": value} for key, value in holder.items()])
+    marker = len(aws.calls())
+    rc, output = run_playbook(SEED, inventory, {"canary_accounts": CANARY_ACCOUNTS, "canary_lease": {"wait": 0}})
+    assert rc != 0
+    assert said(output, "Another run, run othercontrol (controller ops-bastion-2, pid 4242, play Rotate")
+    assert said(output, "the lease of canary account canaries-us")
+    # canaries-eu's lease was taken first, then released by the failed run; nothing was minted in either account.
+    assert [p["PolicyName"] for p in eu.list_policies(Scope="Local")["Policies"]] == []
+    assert [p["PolicyName"] for p in us.list_policies(Scope="Local")["Policies"]] == ["estate-change-lock"]
+    assert canary_users(eu) == {} and canary_users(us) == {}
+    writes = [call["action"] for call in aws.calls()[marker:] if call["service"] == "iam" and call["action"]
+              and not call["action"].startswith(("Get", "List", "Generate"))]
+    assert writes == ["CreatePolicy", "DeletePolicy"], writes  # canaries-eu's lease; canaries-us's was found held
+    assert_no_minted_secret_in(output, fleet, preexisting_secrets(fleet))
