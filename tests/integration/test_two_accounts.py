@@ -119,8 +119,8 @@ def test_an_estate_over_two_accounts_is_seeded_used_rotated_retired_and_reported
             assert any(row["host"] == place[0] and row["file"] == path for row in rows), place
 
 
-def test_a_seed_that_cannot_take_the_second_account_s_lease_releases_the_first_and_mints_nothing(clean_fleet, aws, run_playbook,
-                                                                                                  tmp_path):
+def test_a_seed_that_cannot_take_the_second_account_s_lease_releases_the_first_and_mints_nothing(
+        clean_fleet, aws, run_playbook, tmp_path):
     """The leases are taken in canary_accounts order; the record of those held survives the failed take."""
     fleet = clean_fleet
     inventory = two_account_inventory(fleet, tmp_path)
