@@ -421,7 +421,7 @@ from ansible_collections.canarykeys.aws.plugins.module_utils._iam.account import
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import iam_client
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam import estate
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.estate_read import read_estate
-from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease, lease_arn
+from ansible_collections.canarykeys.aws.plugins.module_utils._iam.lease_policy import Lease, policy_arn
 
 
 def lease_held(module, client, canaries):
@@ -433,9 +433,7 @@ def lease_held(module, client, canaries):
     name = module.params["lease_name"]
     if not name:
         return None
-    arns = [canary.get("user_arn") for canary in canaries if canary.get("user_arn")]
-    partition = arns[0].split(":")[1] if arns else "aws"
-    arn = lease_arn(partition, module.account_id(arns), name, module.params["lease_iam_path"])
+    arn = policy_arn(module, name, module.params["lease_iam_path"], (canary.get("user_arn") for canary in canaries))
     return Lease(module, client, arn).read() is not None
 
 

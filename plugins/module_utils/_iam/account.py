@@ -101,14 +101,14 @@ class CanaryAccountModule(AnsibleAWSModule):
         problem = account_problem(account)
         if problem:
             self.fail_json(msg=problem)
-        # What was learnt of an account (its credentials, its id) is kept for when the module comes back to it: one
+        # What was learnt of an account (its credentials, an ARN of it: its id and partition) is kept for when the module comes back to it: one
         # AssumeRole per account and run, however often the module switches.
         states = self.__dict__.setdefault("_states", {})
         if self.__dict__.get("account") is not None:
-            states[repr(sorted(self.account.items()))] = (self._reached, self._account_id)
+            states[repr(sorted(self.account.items()))] = (self._reached, self._known_arn)
         self.account = account
         # _reached: the connection settings that reach the account, made on the first client.
-        self._reached, self._account_id = states.get(repr(sorted(account.items())), (None, ""))
+        self._reached, self._known_arn = states.get(repr(sorted(account.items())), (None, ""))
 
     def _reach(self) -> dict:
         """boto3 settings that replace the module's own credentials: the entry's profile, or the assumed role's keys."""
@@ -135,7 +135,7 @@ class CanaryAccountModule(AnsibleAWSModule):
             detail = " ".join(detail.split())  # one line
             self.fail_json(msg=f"Failed to assume role {role_arn} for {entry_label(self.account)}: {code} ({detail}); "
                                "nothing was changed", error_code=code)
-        self._account_id = arn_account_id(answer["AssumedRoleUser"]["Arn"])
+        self._known_arn = answer["AssumedRoleUser"]["Arn"]
         credentials = answer["Credentials"]
         return dict(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
                     aws_session_token=credentials["SessionToken"], profile_name=None)
@@ -163,15 +163,20 @@ class CanaryAccountModule(AnsibleAWSModule):
 
     def account_id(self, arns=()) -> str:
         """The account's id: from the assumed role, else an ARN the module already holds, else one sts:GetCallerIdentity."""
-        if not self._account_id:
-            self._account_id = next(filter(None, map(arn_account_id, arns)), "")
-        if not self._account_id:
+        if not self._known_arn:
+            self._known_arn = next((arn for arn in arns if arn_account_id(arn)), "")
+        if not self._known_arn:
             sts = self.client("sts", retry_decorator=AWSRetry.jittered_backoff())
             try:
-                self._account_id = sts.get_caller_identity(aws_retry=True)["Account"]
+                self._known_arn = sts.get_caller_identity(aws_retry=True)["Arn"]
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
                 self.fail_json_aws(e, msg=f"Failed to read the account id of {entry_label(self.account)} (sts:GetCallerIdentity)")
-        return self._account_id
+        return arn_account_id(self._known_arn)
+
+    def partition(self, arns=()) -> str:
+        """The account's partition (aws, aws-cn, aws-us-gov), learnt with its id."""
+        self.account_id(arns)
+        return self._known_arn.split(":")[1]
 
     def description(self) -> str:
         """The account for a message: its id, and its entry's name when it has one."""

@@ -15,7 +15,6 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.canarykeys.aws.plugins.module_utils import _lease
 from ansible_collections.canarykeys.aws.plugins.module_utils._iam.calls import tag_list
 from ansible_collections.canarykeys.aws.plugins.module_utils._lambda_shared.canary_mapping import tags_list_to_dict
@@ -67,12 +66,10 @@ class Lease:
             self._fail(e, "release")
 
 
-def lease_arn(partition, account_id, name, iam_path) -> str:
-    """The lease policy's ARN."""
-    return f"arn:{partition}:iam::{account_id}:policy{iam_path}{name}"
+def policy_arn(module, name, iam_path, arns=()) -> str:
+    """The lease policy's ARN in the account of ``module`` (a CanaryAccountModule): its canary account's, with one.
 
-
-def policy_arn(module, name, iam_path) -> str:
-    """The lease policy's ARN in the account of ``module``'s credentials (its canary account's, with one)."""
-    account_id, partition = get_aws_account_info(module)
-    return lease_arn(partition, account_id, name, iam_path)
+    ``arns``: ARNs of that account the module already holds, which spare the sts:GetCallerIdentity.
+    """
+    account_id = module.account_id(arns)
+    return f"arn:{module.partition()}:iam::{account_id}:policy{iam_path}{name}"
