@@ -53,6 +53,11 @@ def profile_reads(result, placements, key):
     return [dict(outcome, **{key: placement}) for placement, outcome in zip(placements, _outcomes(result, len(placements)))]
 
 
+def _controller_profile(read, key, refused_path, refused_profile):
+    """Whether a read (its placement under ``key``) is of the profile the controller itself uses for AWS."""
+    return bool(refused_path) and read.get("path") == refused_path and (read.get(key) or {}).get("profile") == refused_profile
+
+
 def usable_reads(reads, refused_path="", refused_profile="", key="seed_placement"):
     """The reads a decision may rest on: read without failure, and not the controller's own profile.
 
@@ -60,9 +65,16 @@ def usable_reads(reads, refused_path="", refused_profile="", key="seed_placement
     """
     return [
         read for read in reads or []
-        if not read.get("failed")
-        and not (refused_path and read.get("path") == refused_path and (read.get(key) or {}).get("profile") == refused_profile)
+        if not read.get("failed") and not _controller_profile(read, key, refused_path, refused_profile)
     ]
+
+
+def become_problem(why, owners, login_user="", host=""):
+    """The one line for a host where the login user could not become root for the placements of other users (``owners``)."""
+    others = sorted({owner for owner in owners or [] if owner} - {login_user})
+    return (f"The placements of {', '.join(others)} on {host} need become (sudo to root) as {login_user or 'the login user'}, "
+            f"which failed ({(why or 'unknown error').strip()}): give that user passwordless sudo, or set ansible_become_password "
+            "(or run ansible-playbook with -K).")
 
 
 def read_problems(result, placements, become_used=False, login_user="", host="", refused_path="", refused_profile=""):
@@ -73,16 +85,11 @@ def read_problems(result, placements, become_used=False, login_user="", host="",
     if result.get("failed") and "outcomes" not in result:
         why = (result.get("msg") or "unknown error").strip()
         if become_used:
-            owners = sorted({entry.get("owner") for entry in placements or []} - {login_user})
-            return [
-                f"The placements of {', '.join(owners)} on {host} need become (sudo to root) as {login_user or 'the login user'}, "
-                f"which failed ({why}): give that user passwordless sudo, or set ansible_become_password (or run "
-                "ansible-playbook with -K)."
-            ]
+            return [become_problem(why, [entry.get("owner") for entry in placements or []], login_user, host)]
         return [why]
     problems = [outcome.get("msg") for outcome in result.get("outcomes") or [] if outcome.get("failed")]
     for read in profile_reads(result, placements, "placement") if refused_path else []:
-        if read.get("path") == refused_path and read["placement"].get("profile") == refused_profile:
+        if _controller_profile(read, "placement", refused_path, refused_profile):
             problems.append(f"Refusing to plant a canary into {refused_path} [{refused_profile}]: it is the profile this controller "
                             "itself uses for AWS, and the seed would then trip its own alarm.")
     return problems
@@ -162,6 +169,7 @@ class FilterModule:
         return {
             "query_profiles": query_profiles,
             "profile_reads": profile_reads,
+            "become_problem": become_problem,
             "read_problems": read_problems,
             "usable_reads": usable_reads,
             "plant_profiles": plant_profiles,

@@ -165,3 +165,9 @@ def test_a_failed_bulk_read_is_one_line_that_says_what_to_set_when_credentials_a
     denied = {"failed": True, "msg": "AccessDenied: iam:GetAccountAuthorizationDetails"}
     assert estate_filters.estate_read_problem(denied) == (
         "The controller could not read the canary estate (AccessDenied: iam:GetAccountAuthorizationDetails); nothing was changed.")
+
+
+def test_become_problem_names_the_other_owners_once_and_what_to_set():
+    line = host_profiles.become_problem(" sudo: a password is required\n", ["root", "deploy", "root", "alice"], "alice", "web01")
+    assert line == ("The placements of deploy, root on web01 need become (sudo to root) as alice, which failed (sudo: a password is "
+                    "required): give that user passwordless sudo, or set ansible_become_password (or run ansible-playbook with -K).")
