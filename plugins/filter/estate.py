@@ -111,12 +111,12 @@ def _newest_key(reads):
     return max((datetime.datetime.fromisoformat(str(d).replace("Z", "+00:00")) for d in dates), default=None)
 
 
-def estate_unchanged(first, again, leases, hosts=None, quiet_seconds=60):
+def estate_unchanged(first, again, leases=None, hosts=None, quiet_seconds=60):
     """Whether no other run can have changed these hosts' canaries, or their files, since the first bulk read.
 
     ``first``: the bulk reads (canary_key_info, one per account) made before the hosts were read, each having
     looked at the lease after its listing (``lease_held``); ``again``: the same reads made under the lease;
-    ``leases``: the registered takes of those leases.  True only when every lease was free at the first read
+    ``leases``: the registered takes of those leases (``again`` when None: a take that listed).  True only when every lease was free at the first read
     and taken without waiting or taking over a dead run's, and the second reads list the same canaries, keys
     and mappings: a run that held a lease in between changed IAM (every host write goes with a mint, a tag
     or a deletion), and a run that held one at the first read, or died holding one, is caught by the lease.
@@ -127,7 +127,7 @@ def estate_unchanged(first, again, leases, hosts=None, quiet_seconds=60):
     firsts = results_of(first)
     if not firsts or any(result.get("lease_held") is not False for result in firsts):
         return False
-    takes = results_of(leases)
+    takes = results_of(again if leases is None else leases)
     if not takes or any(take.get("waited") or take.get("taken_over") or not take.get("held_by_us") for take in takes):
         return False
     if _fingerprint(first, tags) != _fingerprint(again, tags):

@@ -171,3 +171,13 @@ def test_become_problem_names_the_other_owners_once_and_what_to_set():
     line = host_profiles.become_problem(" sudo: a password is required\n", ["root", "deploy", "root", "alice"], "alice", "web01")
     assert line == ("The placements of deploy, root on web01 need become (sudo to root) as alice, which failed (sudo: a password is "
                     "required): give that user passwordless sudo, or set ansible_become_password (or run ansible-playbook with -K).")
+
+
+def test_a_take_that_listed_under_the_lease_is_both_the_second_read_and_the_lease():
+    first = _bulk(_canary("web01"))
+    take = {"results": [{"held_by_us": True, "waited": 0, "taken_over": None, "canaries": [_canary("web01")]}]}
+    assert estate_filters.estate_unchanged(first, take, hosts=["web01"]) is True
+    waited = {"results": [dict(take["results"][0], waited=3)]}
+    assert estate_filters.estate_unchanged(first, waited, hosts=["web01"]) is False
+    moved = {"results": [dict(take["results"][0], canaries=[_canary("web01", key="AKIANEW")])]}
+    assert estate_filters.estate_unchanged(first, moved, hosts=["web01"]) is False
