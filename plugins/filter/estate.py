@@ -116,8 +116,8 @@ def estate_unchanged(first, again, leases=None, hosts=None, quiet_seconds=60):
 
     ``first``: the bulk reads (canary_key_info, one per account) made before the hosts were read, each having
     looked at the lease after its listing (``lease_held``); ``again``: the same reads made under the lease;
-    ``leases``: the registered takes of those leases (``again`` when None: a take that listed).  True only when every lease was free at the first read
-    and taken without waiting or taking over a dead run's, and the second reads list the same canaries, keys
+    ``leases``: the registered takes of those leases (``again`` when None: the takes that listed).  True only
+    when every lease was free at the first read and taken without waiting or taking over a dead run's, and the second reads list the same canaries, keys
     and mappings: a run that held a lease in between changed IAM (every host write goes with a mint, a tag
     or a deletion), and a run that held one at the first read, or died holding one, is caught by the lease.
     IAM is eventually consistent, so a key created less than ``quiet_seconds`` before now also says no.
